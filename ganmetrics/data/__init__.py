@@ -1,0 +1,1 @@
+"""Built-in image data: procedurally rendered, deterministic sets that need no download."""

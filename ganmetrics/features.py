@@ -1,0 +1,98 @@
+"""The feature pass: images → protocol preprocessing → Inception pool3 → streaming statistics.
+
+On GPUs TF32 is switched off while features are extracted (float32 throughout), so numbers
+do not depend on the GPU generation; the previous setting is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from ._version import __version__
+from .inception import FEATURE_DIM, FIDInceptionV3, load_inception
+from .preprocess import DEFAULT_PROTOCOL, check_protocol, preprocess
+from .sources import ImageBatch, ImageSource, open_source
+from .stats import FEATURE_NAME, STATS_FORMAT, FeatureStats
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``None`` → the first CUDA device when there is one, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def tf32_disabled() -> Iterator[None]:
+    """Disable TF32 in cuBLAS and cuDNN for the duration (float32 convolutions and matmuls)."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+class FeatureExtractor:
+    """Inception pool3 features of uint8 image batches under one protocol, on one device."""
+
+    def __init__(self, *, protocol: str = DEFAULT_PROTOCOL, device: torch.device | str | None = None,
+                 weights: str | None = None, progress: bool = True, model: FIDInceptionV3 | None = None) -> None:
+        self.protocol = check_protocol(protocol)
+        self.device = resolve_device(device)
+        self.model = model if model is not None else load_inception(weights, device=self.device, progress=progress)
+        self.model.to(self.device)
+
+    @property
+    def weights_sha256(self) -> str | None:
+        return self.model.weights_sha256
+
+    def __call__(self, images: ImageBatch) -> torch.Tensor:
+        """float32 ``[N, 2048]`` pool3 features of a uint8 batch (tensor or list of tensors)."""
+        if isinstance(images, torch.Tensor):
+            images = images.to(self.device)
+        else:
+            images = [image.to(self.device) for image in images]
+        with torch.inference_mode(), tf32_disabled():
+            return self.model(preprocess(images, self.protocol))
+
+    def stats_meta(self, source: ImageSource) -> dict:
+        return {
+            "format": STATS_FORMAT,
+            "protocol": self.protocol,
+            "feature": FEATURE_NAME,
+            "weights_sha256": self.weights_sha256,
+            "source": source.description,
+            "ganmetrics_version": __version__,
+        }
+
+
+def progress_bar(source: ImageSource, *, desc: str, enabled: bool) -> tqdm:
+    """A tqdm bar over images (not batches) on stderr."""
+    return tqdm(total=source.num_images, desc=desc, unit="img", disable=not enabled, dynamic_ncols=True, leave=False)
+
+
+def compute_stats(source, *, protocol: str = DEFAULT_PROTOCOL, num_samples: int | None = None,
+                  keep_features: bool = False, batch_size: int = 64, device: torch.device | str | None = None,
+                  seed: int = 0, weights: str | None = None, value_range: tuple[float, float] = (-1.0, 1.0),
+                  progress: bool = True, num_workers: int | None = None, z_dim: int | None = None,
+                  extractor: FeatureExtractor | None = None) -> FeatureStats:
+    """Mean and covariance (float64) of the Inception pool3 features of ``source``.
+
+    ``source`` is anything :func:`ganmetrics.sources.open_source` accepts (folder, zip, array,
+    tensor, DataLoader, generator with ``num_samples``).  ``keep_features=True`` also keeps
+    the float32 features (for KID).
+    """
+    extractor = extractor or FeatureExtractor(protocol=protocol, device=device, weights=weights, progress=progress)
+    images = open_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed,
+                         value_range=value_range, device=extractor.device, num_workers=num_workers, z_dim=z_dim)
+    stats = FeatureStats(FEATURE_DIM, keep_features=keep_features, meta=extractor.stats_meta(images))
+    with progress_bar(images, desc=f"features [{extractor.protocol}]", enabled=progress) as bar:
+        for batch in images:
+            stats.update(extractor(batch))
+            bar.update(len(batch))
+    return stats

@@ -1,0 +1,90 @@
+"""Fréchet Inception Distance (Heusel et al. 2017, "GANs trained by a two time-scale update rule").
+
+``FID = ‖μ_g − μ_r‖² + tr Σ_g + tr Σ_r − 2 tr (Σ_g Σ_r)^{1/2}`` over Inception pool3 features;
+the protocol decides how images reach the network (:mod:`ganmetrics.preprocess`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..features import FeatureExtractor, compute_stats
+from ..frechet import frechet_distance
+from ..preprocess import DEFAULT_PROTOCOL
+from ..reference import looks_like_reference_name, reference_path
+from ..stats import FeatureStats, check_compatible, load_stats
+
+
+def is_stats_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` is an ``.npz`` holding ``mu`` and ``sigma`` (statistics, not images)."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return "mu" in data.files and "sigma" in data.files
+    except Exception:  # noqa: BLE001 - unreadable files are reported by the image loader
+        return False
+
+
+def as_stats(source, *, keep_features: bool = False, extractor: FeatureExtractor | None = None,
+             **kwargs) -> FeatureStats:
+    """Statistics of ``source``: a FeatureStats, a stats file, a bundled reference name, or images."""
+    if isinstance(source, FeatureStats):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        if is_stats_file(source):
+            return load_stats(source)
+        if looks_like_reference_name(source):
+            return load_stats(reference_path(str(source)))
+    return compute_stats(source, keep_features=keep_features, extractor=extractor, **kwargs)
+
+
+def needs_images(source) -> bool:
+    """True when statistics of ``source`` must be computed by running the network."""
+    if isinstance(source, FeatureStats):
+        return False
+    if isinstance(source, (str, os.PathLike)):
+        return not (is_stats_file(source) or looks_like_reference_name(source))
+    return True
+
+
+def fid_from_stats(a: FeatureStats, b: FeatureStats, *, strict: bool = True) -> float:
+    """FID between two statistics after checking they were computed the same way."""
+    check_compatible(a, b, strict=strict)
+    return frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
+
+
+def fid(gen, real, *, protocol: str = DEFAULT_PROTOCOL, num_samples: int | None = None, batch_size: int = 64,
+        device=None, seed: int = 0, weights: str | None = None, value_range: tuple[float, float] = (-1.0, 1.0),
+        progress: bool = True, strict: bool = True, num_workers: int | None = None,
+        z_dim: int | None = None) -> float:
+    """FID between ``gen`` and ``real``.
+
+    ``gen``: a generator (``nn.Module`` or callable, needs ``num_samples``), folder, zip,
+    npz/npy, array, tensor or DataLoader.  ``real``: any of those, or a statistics file, a
+    :class:`FeatureStats`, or the name of a bundled reference set.  Statistics of different
+    protocols or weights are refused unless ``strict=False``.
+    """
+    stats_pair = resolve_stats_pair(gen, real, protocol=protocol, num_samples=num_samples, batch_size=batch_size,
+                                    device=device, seed=seed, weights=weights, value_range=value_range,
+                                    progress=progress, num_workers=num_workers, z_dim=z_dim)
+    return fid_from_stats(*stats_pair, strict=strict)
+
+
+def resolve_stats_pair(gen, real, *, protocol: str, num_samples: int | None, weights: str | None, device,
+                       progress: bool, **kwargs) -> tuple[FeatureStats, FeatureStats]:
+    """Statistics of both sides, sharing one loaded network.
+
+    ``num_samples`` applies to ``gen``; ``real`` uses all of its images.
+    """
+    extractor = None
+    if needs_images(gen) or needs_images(real):
+        extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights, progress=progress)
+    common = dict(protocol=protocol, weights=weights, device=device, progress=progress, extractor=extractor, **kwargs)
+    gen_stats = as_stats(gen, num_samples=num_samples, **common)
+    real_stats = as_stats(real, **common)
+    return gen_stats, real_stats
