@@ -10,7 +10,7 @@ Run ``python -m pytest benchmarks/test_bench_frechet.py --benchmark-only``; each
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest

@@ -11,8 +11,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ._version import __version__
 from .errors import GanmetricsError
@@ -88,8 +88,8 @@ def _emit(result: dict, as_json: bool, text: str) -> None:
 
 
 def _extraction_kwargs(args: argparse.Namespace) -> dict:
-    return dict(protocol=args.protocol, batch_size=args.batch_size, device=args.device, weights=args.weights,
-                num_workers=args.num_workers, progress=not args.no_progress)
+    return {"protocol": args.protocol, "batch_size": args.batch_size, "device": args.device,
+            "weights": args.weights, "num_workers": args.num_workers, "progress": not args.no_progress}
 
 
 def cmd_fid(args: argparse.Namespace) -> int:

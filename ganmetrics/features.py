@@ -7,7 +7,7 @@ do not depend on the GPU generation; the previous setting is restored afterwards
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from tqdm.auto import tqdm

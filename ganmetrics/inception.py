@@ -22,17 +22,17 @@ Input: float32 ``[N, 3, 299, 299]`` already resized and normalised by a protocol
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .errors import WeightsError
+from .weights import resolve_weights, sha256_file
 
 BN_EPS = 1e-3
 FEATURE_DIM = 2048
@@ -307,13 +307,13 @@ def canonical_state_dict(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 def fold_batch_norm(state: dict[str, torch.Tensor], eps: float = BN_EPS) -> dict[str, torch.Tensor]:
     """Fold each ``X.bn`` into ``X.conv`` (float64 arithmetic, float32 result); keys become ``X.conv.weight/bias``."""
     folded: dict[str, torch.Tensor] = {}
-    for key in state:
+    for key, weight in state.items():
         if not key.endswith(".conv.weight"):
             continue
         block = key[: -len(".conv.weight")]
         gamma, beta, mean, var = (state[f"{block}.bn.{p}"].double() for p in _BN_PARTS)
         scale = gamma / torch.sqrt(var + eps)
-        folded[f"{block}.conv.weight"] = (state[key].double() * scale[:, None, None, None]).float()
+        folded[f"{block}.conv.weight"] = (weight.double() * scale[:, None, None, None]).float()
         folded[f"{block}.conv.bias"] = (beta - mean * scale).float()
     if "fc.weight" in state:
         folded["fc.weight"] = state["fc.weight"].float()
@@ -331,7 +331,7 @@ def read_weight_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         if is_script:
             return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad weight file
+    except Exception as exc:
         raise WeightsError(
             f"cannot read Inception weights {path}: {type(exc).__name__}: {exc}. The file may be truncated or "
             "not a weight file; delete it and let ganmetrics fetch it again, or pass another --weights PATH."
@@ -360,18 +360,10 @@ def build_from_state(state: dict[str, torch.Tensor], source: str = "<state dict>
     return model.eval().requires_grad_(False)
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime_ns: int, size: int) -> FIDInceptionV3:
     model = build_from_state(read_weight_file(path), source=path)
-    model.weights_sha256 = sha256_of(path)
+    model.weights_sha256 = sha256_file(path)
     model.weights_path = path
     return model
 
@@ -382,8 +374,6 @@ def load_inception(weights: str | os.PathLike | None = None, *, device: torch.de
 
     The parsed CPU model is cached per file; each call returns an independent copy on ``device``.
     """
-    from .weights import resolve_weights
-
     path = Path(resolve_weights(weights, download=download, progress=progress)).resolve()
     stat = path.stat()
     cpu_model = _load_cached(str(path), stat.st_mtime_ns, stat.st_size)

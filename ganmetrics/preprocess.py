@@ -17,7 +17,7 @@ protocol      resize to 299×299, then normalise                               r
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from .errors import InputError, SourceNotFoundError
 from .imageio import IMAGE_EXTENSIONS, decode_image, is_image_name, scale_16bit
 
-ImageBatch = Union[torch.Tensor, list[torch.Tensor]]
+ImageBatch = torch.Tensor | list[torch.Tensor]
 """uint8 ``[N, 3, H, W]``; a list of uint8 ``[3, H, W]`` only when a batch mixes image sizes."""
 
 ValueRange = tuple[float, float]

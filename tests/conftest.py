@@ -12,9 +12,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ganmetrics.data.synthetic import render_images  # noqa: E402
-from ganmetrics.inception import canonical_state_dict, load_inception, read_weight_file  # noqa: E402
-from ganmetrics.weights import find_offline_package_file  # noqa: E402
+from ganmetrics.data.synthetic import render_images
+from ganmetrics.inception import canonical_state_dict, load_inception, read_weight_file
+from ganmetrics.weights import find_offline_package_file
 
 CLASSIFIER_SEED = 1234
 
