@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from peers import import_peer
 from test_frechet import gaussian_stats
 
 from ganmetrics.frechet import frechet_distance
+from peers import import_peer
 
 D = 2048
 N = 4096  # samples per covariance: N/d = 2 keeps both well-conditioned

@@ -7,6 +7,9 @@ Public API (DESIGN.md §5)::
     gm.compute_stats(source)           # -> FeatureStats (mu, sigma, float64)
     gm.load_stats(path)                # ganmetrics, pytorch-fid, TTUR or clean-fid .npz
     gm.frechet_distance(mu1, sigma1, mu2, sigma2)
+    gm.inception_score(gen)            # (mean, std), torch-fidelity's definition
+    gm.kid(gen, real)                  # (mean, std), torch-fidelity's definition
+    gm.evaluate(gen, real, metrics=("fid", "kid", "is", "swd", "ms_ssim"))   # one pass for all
 """
 
 from ._version import __version__
@@ -18,9 +21,12 @@ from .errors import (
     StatsError,
     WeightsError,
 )
+from .evaluate import evaluate
 from .features import compute_stats
 from .frechet import frechet_distance
 from .metrics.fid import fid
+from .metrics.inception_score import inception_score
+from .metrics.kid import kid
 from .stats import FeatureStats, load_stats
 
 __all__ = [
@@ -33,7 +39,10 @@ __all__ = [
     "WeightsError",
     "__version__",
     "compute_stats",
+    "evaluate",
     "fid",
     "frechet_distance",
+    "inception_score",
+    "kid",
     "load_stats",
 ]

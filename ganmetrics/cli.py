@@ -73,6 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _add_common(stats)
 
+    evaluate = commands.add_parser("eval", help="several metrics in one pass (fid, kid, is, swd, ms_ssim)",
+                                   description="Evaluate A (generated) against B (reference) with several metrics; "
+                                               "each image is decoded once and goes through Inception once.")
+    evaluate.add_argument("a", metavar="A")
+    evaluate.add_argument("b", metavar="B", nargs="?", default=None,
+                          help="reference set (not needed for is and ms_ssim alone)")
+    evaluate.add_argument("--metrics", default="fid,kid,is,swd,ms_ssim",
+                          help="comma-separated list of fid, kid, is, swd, ms_ssim (default: all)")
+    evaluate.add_argument("--num-samples", type=_positive_int, default=None, help="use only the first N images of A")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of KID subsets and SWD draws (default: 0)")
+    evaluate.add_argument("--kid-subsets", type=_positive_int, default=100)
+    evaluate.add_argument("--kid-subset-size", type=_positive_int, default=1000)
+    evaluate.add_argument("--is-splits", type=_positive_int, default=10)
+    evaluate.add_argument("--ms-ssim-pairs", type=_positive_int, default=10000,
+                          help="at most this many image pairs of A for MS-SSIM (default: 10000)")
+    evaluate.add_argument("--no-strict", action="store_true",
+                          help="compare statistics even if their protocol or weights differ")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_common(evaluate)
+
     demo = commands.add_parser("demo", help="FID between two built-in image sets (no data needed)",
                                description="Render two small built-in image sets (crisp shapes vs. blurred, "
                                            "noisy ones) and print their FID.")
@@ -115,6 +135,36 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def format_results(result: dict) -> str:
+    """Human-readable lines for an :func:`ganmetrics.evaluate` result."""
+    lines = []
+    if "fid" in result:
+        lines.append(f"FID      {result['fid']:.6f}")
+    if "kid" in result:
+        lines.append(f"KID      {result['kid']['mean']:.6f} ± {result['kid']['std']:.6f}")
+    if "is" in result:
+        lines.append(f"IS       {result['is']['mean']:.6f} ± {result['is']['std']:.6f}")
+    if "swd" in result:
+        levels = ", ".join(f"{res}px {value:.4f}" for res, value in result["swd"]["levels"].items())
+        lines.append(f"SWD×1e3  avg {result['swd']['avg']:.4f}  ({levels})")
+    if "ms_ssim" in result:
+        lines.append(f"MS-SSIM  {result['ms_ssim']:.6f}")
+    lines.append(f"protocol {result['protocol']}, images {result['num_samples']}")
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    start = time.perf_counter()
+    result = evaluate(args.a, args.b, metrics=args.metrics, num_samples=args.num_samples, seed=args.seed,
+                      strict=not args.no_strict, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
+                      is_splits=args.is_splits, ms_ssim_num_pairs=args.ms_ssim_pairs, **_extraction_kwargs(args))
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    _emit(result, args.json, format_results(result))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -138,7 +188,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"fid": cmd_fid, "stats": cmd_stats, "demo": cmd_demo}
+COMMANDS = {"fid": cmd_fid, "stats": cmd_stats, "eval": cmd_eval, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

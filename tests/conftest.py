@@ -42,13 +42,14 @@ def peer_state_dict(offline_weights) -> dict[str, torch.Tensor]:
 
     The conv weights are the real FID weights (converted from the TorchScript layout; its BN
     has no scale, so ``bn.weight`` = 1).  default_1.pt lacks the 1008-way classifier, which the
-    peers' loaders insist on, so ``fc`` is drawn from N(0, 0.01²) with seed 1234.  pool3 features
-    — everything FID uses — do not depend on ``fc``.
+    peers' loaders insist on, so ``fc`` is drawn from N(0, 0.2²) with seed 1234 (logits with a
+    spread of a few units, so the softmax is peaked and the Inception Score far from 1).  pool3
+    features — everything FID and KID use — do not depend on ``fc``.
     """
     state = canonical_state_dict(read_weight_file(offline_weights))
     gen = torch.Generator().manual_seed(CLASSIFIER_SEED)
-    state["fc.weight"] = torch.randn(1008, 2048, generator=gen) * 0.01
-    state["fc.bias"] = torch.randn(1008, generator=gen) * 0.01
+    state["fc.weight"] = torch.randn(1008, 2048, generator=gen) * 0.2
+    state["fc.bias"] = torch.randn(1008, generator=gen) * 0.2
     return state
 
 

@@ -13,9 +13,9 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from conftest import write_pngs
 
 import ganmetrics as gm
+from conftest import write_pngs
 from ganmetrics.cli import main
 from ganmetrics.data.synthetic import render_images
 

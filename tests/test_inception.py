@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from peers import import_peer
 
 from ganmetrics.data.synthetic import render_images
 from ganmetrics.errors import WeightsError
 from ganmetrics.inception import build_from_state, load_inception, read_weight_file
 from ganmetrics.preprocess import preprocess
+from peers import import_peer
 
 TOLERANCE = 1e-4
 

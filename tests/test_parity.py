@@ -13,9 +13,9 @@ import json
 
 import pytest
 import torch
-from peers import import_peer
 
 from ganmetrics.cli import main
+from peers import import_peer
 
 TOLERANCE = 1e-3
 pytestmark = pytest.mark.peer

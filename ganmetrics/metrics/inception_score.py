@@ -1,0 +1,62 @@
+"""Inception Score (Salimans et al. 2016), as torch-fidelity 0.4 computes it.
+
+``IS = exp(E_x KL(p(y|x) ‖ p(y)))`` per split: with ``p = softmax(logits)`` in float64 over the
+1008 classes, split ``k = p[k·N//s : (k+1)·N//s]``, ``p̄`` its mean,
+``IS_k = exp(mean_n Σ_c p_nc (log p_nc − log p̄_c))``; the result is the mean and the
+population standard deviation (ddof 0) of ``IS_k`` over the ``s`` splits.
+
+Logits are ``pool3 @ fc.weightᵀ`` *without* the bias (torch-fidelity's "logits_unbiased").
+By default the samples are shuffled first with ``numpy.random.RandomState(2020).permutation(N)``
+like torch-fidelity; ``shuffle=False`` keeps the input order like the original TF code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+TORCH_FIDELITY_SHUFFLE_SEED = 2020
+
+
+def inception_score_from_logits(logits, *, splits: int = 10, shuffle: bool = True,
+                                shuffle_seed: int = TORCH_FIDELITY_SHUFFLE_SEED) -> tuple[float, float]:
+    """``(mean, std)`` of the Inception Score over ``splits`` splits of ``logits [N, classes]``."""
+    logits = torch.as_tensor(logits).detach().to("cpu", torch.float64)
+    if logits.ndim != 2:
+        raise InputError(f"logits must be [N, classes], got shape {tuple(logits.shape)}")
+    n = logits.shape[0]
+    if not isinstance(splits, int) or splits < 1:
+        raise InputError(f"splits must be a positive integer, got {splits!r}")
+    if n < splits:
+        raise InputError(f"Inception Score with {splits} splits needs at least {splits} images, got {n}; "
+                         "use more images or fewer splits")
+    if shuffle:
+        logits = logits[torch.from_numpy(np.random.RandomState(shuffle_seed).permutation(n))]
+    log_p = logits.log_softmax(dim=1)
+    p = log_p.exp()
+    scores = []
+    for k in range(splits):
+        lo, hi = k * n // splits, (k + 1) * n // splits
+        p_k, log_p_k = p[lo:hi], log_p[lo:hi]
+        log_mean = p_k.mean(dim=0, keepdim=True).log()
+        scores.append(float((p_k * (log_p_k - log_mean)).sum(dim=1).mean().exp()))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def inception_score(gen, *, splits: int = 10, num_samples: int | None = None, shuffle: bool = True,
+                    shuffle_seed: int = TORCH_FIDELITY_SHUFFLE_SEED, **kwargs) -> tuple[float, float]:
+    """Inception Score ``(mean, std)`` of ``gen`` (folder, zip, array, tensor, DataLoader or generator).
+
+    Needs Inception weights with the classifier layer (pytorch-fid's
+    ``pt_inception-2015-12-05-6726825d.pth`` or NVIDIA's TorchScript); feature-only weights raise
+    :class:`~ganmetrics.errors.WeightsError` saying how to get them.  Other keyword arguments
+    (``batch_size``, ``device``, ``seed``, ``weights``, ``value_range``, ``progress``, ...) are those of
+    :func:`ganmetrics.evaluate`.
+    """
+    from ..evaluate import evaluate
+
+    result = evaluate(gen, None, metrics=("is",), num_samples=num_samples, is_splits=splits, is_shuffle=shuffle,
+                      is_shuffle_seed=shuffle_seed, **kwargs)
+    return result["is"]["mean"], result["is"]["std"]

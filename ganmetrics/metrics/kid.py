@@ -1,0 +1,84 @@
+"""Kernel Inception Distance (Bińkowski et al. 2018, "Demystifying MMD GANs"), as torch-fidelity 0.4.
+
+Polynomial kernel ``k(x, y) = (γ·xᵀy + c0)^degree`` (defaults γ = 1/d, c0 = 1, degree 3) on
+Inception pool3 features.  For each of ``subsets`` subsets, ``m`` rows are drawn without
+replacement from each set — ``rng = numpy.random.RandomState(seed)``, per subset
+``rng.choice(N1, m, replace=False)`` then ``rng.choice(N2, m, replace=False)``, torch-fidelity's
+order — and the unbiased MMD² is
+
+``[Σ_{i≠j} Kxx + Σ_{i≠j} Kyy] / (m(m−1)) − 2 Σ Kxy / m²``.
+
+The result is the mean and the population std (ddof 0) over subsets, computed in float64.
+When a set has fewer than ``subset_size`` samples, ``m = min(N1, N2)`` with a warning
+(torch-fidelity raises instead).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+
+def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, *, degree: int = 3, gamma: float | None = None,
+                      coef0: float = 1.0) -> torch.Tensor:
+    """``K = (γ·x yᵀ + c0)^degree`` with ``γ = 1/d`` by default."""
+    gamma = 1.0 / x.shape[1] if gamma is None else gamma
+    return (x @ y.T * gamma + coef0) ** degree
+
+
+def unbiased_mmd2(k_xx: torch.Tensor, k_yy: torch.Tensor, k_xy: torch.Tensor) -> float:
+    """Unbiased MMD² from the three m×m kernel matrices (diagonals of Kxx and Kyy excluded)."""
+    m = k_xx.shape[0]
+    off_diagonal = (k_xx.sum() - k_xx.diagonal().sum()) + (k_yy.sum() - k_yy.diagonal().sum())
+    return float(off_diagonal / (m * (m - 1)) - 2 * k_xy.sum() / (m * m))
+
+
+def kid_from_features(features_1, features_2, *, subsets: int = 100, subset_size: int = 1000, degree: int = 3,
+                      gamma: float | None = None, coef0: float = 1.0, seed: int = 0,
+                      device: torch.device | str | None = None) -> tuple[float, float]:
+    """KID ``(mean, std)`` between two feature sets ``[N1, d]`` and ``[N2, d]`` (float64 on ``device``)."""
+    x = torch.as_tensor(np.asarray(features_1) if not isinstance(features_1, torch.Tensor) else features_1)
+    y = torch.as_tensor(np.asarray(features_2) if not isinstance(features_2, torch.Tensor) else features_2)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise InputError(f"KID needs two feature matrices [N, d] with the same d, got {tuple(x.shape)} and "
+                         f"{tuple(y.shape)}")
+    if not isinstance(subsets, int) or subsets < 1:
+        raise InputError(f"subsets must be a positive integer, got {subsets!r}")
+    n1, n2 = x.shape[0], y.shape[0]
+    m = min(subset_size, n1, n2)
+    if m < 2:
+        raise InputError(f"KID needs at least 2 samples in each set, got {n1} and {n2}")
+    if m < subset_size:
+        warnings.warn(f"KID: subset_size={subset_size} is larger than a set ({n1} and {n2} samples); "
+                      f"using subsets of {m}", UserWarning, stacklevel=2)
+    device = torch.device(device) if device is not None else x.device
+    x = x.to(device, torch.float64)
+    y = y.to(device, torch.float64)
+    rng = np.random.RandomState(seed)
+    kernel = dict(degree=degree, gamma=gamma, coef0=coef0)
+    mmds = np.empty(subsets)
+    for s in range(subsets):
+        xs = x[torch.from_numpy(rng.choice(n1, m, replace=False)).to(device)]
+        ys = y[torch.from_numpy(rng.choice(n2, m, replace=False)).to(device)]
+        mmds[s] = unbiased_mmd2(polynomial_kernel(xs, xs, **kernel), polynomial_kernel(ys, ys, **kernel),
+                                polynomial_kernel(xs, ys, **kernel))
+    return float(mmds.mean()), float(mmds.std())
+
+
+def kid(gen, real, *, subsets: int = 100, subset_size: int = 1000, degree: int = 3, gamma: float | None = None,
+        coef0: float = 1.0, seed: int = 0, **kwargs) -> tuple[float, float]:
+    """KID ``(mean, std)`` between ``gen`` and ``real``.
+
+    ``real`` may also be a statistics file or :class:`~ganmetrics.FeatureStats` saved with
+    ``keep_features=True``.  ``seed`` seeds the subset draws (and a generator's latents).  Other
+    keyword arguments are those of :func:`ganmetrics.evaluate`.
+    """
+    from ..evaluate import evaluate
+
+    result = evaluate(gen, real, metrics=("kid",), seed=seed, kid_subsets=subsets, kid_subset_size=subset_size,
+                      kid_degree=degree, kid_gamma=gamma, kid_coef0=coef0, **kwargs)
+    return result["kid"]["mean"], result["kid"]["std"]
