@@ -1,0 +1,64 @@
+"""MS-SSIM of 64 RGB pairs at 64 px: ganmetrics (batched float64 band matmuls) against the NumPy/SciPy oracle.
+
+The oracle is ``tests/test_ms_ssim.py::oracle_ms_ssim``: the same spec, one pair, scale and channel at a
+time with ``scipy.signal.correlate2d``.  Run ``python -m pytest benchmarks/test_bench_ms_ssim.py
+--benchmark-only``; the oracle's ``extra_info["ratio_vs_ganmetrics"]`` is its median time over ours
+(``ratio_vs_ganmetrics_min``: best times).  The oracle is single-threaded, ganmetrics uses torch's
+intra-op threads: on a CPU shared with other busy processes its times jump (each parallel region waits
+for a descheduled thread), so compare on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from test_ms_ssim import oracle_ms_ssim, pair_set
+
+from ganmetrics.metrics.ms_ssim import ms_ssim
+
+NUM_PAIRS = 64
+SIZE = 64
+GROUP = "ms_ssim"
+MEDIANS: dict[str, float] = {}
+MINIMA: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def pairs() -> tuple[np.ndarray, np.ndarray]:
+    """Image-like uint8 ``[64, 3, 64, 64]`` x and y = x + noise, from fixed seeds."""
+    return pair_set("related", NUM_PAIRS, SIZE, seed=0)
+
+
+@pytest.fixture(scope="module")
+def expected(pairs) -> np.ndarray:
+    return oracle_ms_ssim(*pairs)
+
+
+def ganmetrics_method() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def run(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return ms_ssim(torch.from_numpy(x), torch.from_numpy(y)).numpy()
+
+    return run
+
+
+METHODS = {"ganmetrics": ganmetrics_method, "numpy-scipy-oracle": lambda: oracle_ms_ssim}
+
+
+@pytest.mark.parametrize("name", list(METHODS))  # ganmetrics first: the oracle's ratio needs its median
+def test_ms_ssim_64_pairs_64px(benchmark, pairs, expected, name):
+    method = METHODS[name]()
+    benchmark.group = GROUP
+    rounds = 10 if name == "ganmetrics" else 3
+    value = benchmark.pedantic(method, args=pairs, rounds=rounds, iterations=1, warmup_rounds=1)
+    np.testing.assert_allclose(value, expected, rtol=0, atol=1e-5)
+    if benchmark.stats is None:  # --benchmark-disable
+        return
+    MEDIANS[name], MINIMA[name] = benchmark.stats.stats.median, benchmark.stats.stats.min
+    benchmark.extra_info["mean_ms_ssim"] = float(np.mean(value))
+    benchmark.extra_info["torch_threads"] = torch.get_num_threads()
+    if name != "ganmetrics" and "ganmetrics" in MEDIANS:
+        benchmark.extra_info["ratio_vs_ganmetrics"] = MEDIANS[name] / MEDIANS["ganmetrics"]
+        benchmark.extra_info["ratio_vs_ganmetrics_min"] = MINIMA[name] / MINIMA["ganmetrics"]
