@@ -9,6 +9,8 @@ Public API (DESIGN.md §5)::
     gm.frechet_distance(mu1, sigma1, mu2, sigma2)
     gm.inception_score(gen)            # (mean, std), torch-fidelity's definition
     gm.kid(gen, real)                  # (mean, std), torch-fidelity's definition
+    gm.ms_ssim(x, y); gm.ms_ssim_diversity(gen)   # Progressive GAN's MS-SSIM
+    gm.swd(gen, real)                  # Progressive GAN's Laplacian-pyramid SWD (×1e3)
     gm.evaluate(gen, real, metrics=("fid", "kid", "is", "swd", "ms_ssim"))   # one pass for all
 """
 
@@ -27,6 +29,8 @@ from .frechet import frechet_distance
 from .metrics.fid import fid
 from .metrics.inception_score import inception_score
 from .metrics.kid import kid
+from .metrics.ms_ssim import ms_ssim, ms_ssim_diversity
+from .metrics.swd import swd
 from .stats import FeatureStats, load_stats
 
 __all__ = [
@@ -44,5 +48,8 @@ __all__ = [
     "frechet_distance",
     "inception_score",
     "kid",
+    "ms_ssim",
+    "ms_ssim_diversity",
+    "swd",
     "load_stats",
 ]

@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--is-splits", type=_positive_int, default=10)
     evaluate.add_argument("--ms-ssim-pairs", type=_positive_int, default=10000,
                           help="at most this many image pairs of A for MS-SSIM (default: 10000)")
+    evaluate.add_argument("--swd-images", type=_positive_int, default=None,
+                          help="SWD on the first N images of each set (default: all of A)")
     evaluate.add_argument("--no-strict", action="store_true",
                           help="compare statistics even if their protocol or weights differ")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -159,7 +161,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = evaluate(args.a, args.b, metrics=args.metrics, num_samples=args.num_samples, seed=args.seed,
                       strict=not args.no_strict, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
-                      is_splits=args.is_splits, ms_ssim_num_pairs=args.ms_ssim_pairs, **_extraction_kwargs(args))
+                      is_splits=args.is_splits, ms_ssim_num_pairs=args.ms_ssim_pairs, swd_num_images=args.swd_images,
+                      **_extraction_kwargs(args))
     result["seconds"] = round(time.perf_counter() - start, 3)
     _emit(result, args.json, format_results(result))
     return EXIT_OK

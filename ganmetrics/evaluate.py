@@ -14,7 +14,6 @@ a :class:`FeatureStats`): FID works from them, KID when they were saved with
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +25,8 @@ from .inception import FEATURE_DIM
 from .metrics.fid import as_stats, fid_from_stats, needs_images
 from .metrics.inception_score import TORCH_FIDELITY_SHUFFLE_SEED, inception_score_from_logits
 from .metrics.kid import kid_from_features
+from .metrics.ms_ssim import MSSSIMDiversity
+from .metrics.swd import SWDDescriptors, swd_from_descriptors
 from .preprocess import DEFAULT_PROTOCOL
 from .sources import open_source
 from .stats import FeatureStats, check_compatible
@@ -62,10 +63,10 @@ class SetPass:
 
 
 def run_pass(source, *, role: str, want_stats: bool, keep_features: bool, want_logits: bool,
-             swd, ms_ssim, extractor: FeatureExtractor | None,
+             swd, ms_ssim, extractor: FeatureExtractor | None, swd_limit: int | None = None,
              num_samples: int | None, batch_size: int, seed: int, value_range, device, num_workers: int | None,
              z_dim: int | None, progress: bool) -> SetPass:
-    """Stream ``source`` once, feeding every requested consumer."""
+    """Stream ``source`` once, feeding every requested consumer (SWD at most ``swd_limit`` images)."""
     images = open_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed, value_range=value_range,
                          device=device, num_workers=num_workers, z_dim=z_dim)
     result = SetPass(swd=swd, ms_ssim=ms_ssim)
@@ -84,8 +85,8 @@ def run_pass(source, *, role: str, want_stats: bool, keep_features: bool, want_l
                 if not isinstance(batch, torch.Tensor):
                     raise InputError(f"{images.description}: SWD and MS-SSIM need images of one size, "
                                      "but this set mixes sizes")
-                if swd is not None:
-                    swd.update(batch)
+                if swd is not None and (swd_limit is None or swd.num_images < swd_limit):
+                    swd.update(batch if swd_limit is None else batch[: swd_limit - swd.num_images])
                 if ms_ssim is not None:
                     ms_ssim.update(batch)
             result.num_images += len(batch)
@@ -99,7 +100,8 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
              num_workers: int | None = None, z_dim: int | None = None, strict: bool = True,
              kid_subsets: int = 100, kid_subset_size: int = 1000, kid_degree: int = 3, kid_gamma: float | None = None,
              kid_coef0: float = 1.0, is_splits: int = 10, is_shuffle: bool = True,
-             is_shuffle_seed: int = TORCH_FIDELITY_SHUFFLE_SEED, ms_ssim_num_pairs: int = 10000) -> dict:
+             is_shuffle_seed: int = TORCH_FIDELITY_SHUFFLE_SEED, ms_ssim_num_pairs: int = 10000,
+             swd_num_images: int | None = None) -> dict:
     """Several metrics of ``gen`` against ``real`` in one pass over each set.
 
     Returns a dict with the requested keys: ``"fid"`` (float), ``"kid"`` and ``"is"``
@@ -107,12 +109,10 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
     ``"ms_ssim"`` (mean MS-SSIM over pairs of ``gen``), plus ``"protocol"`` and
     ``"num_samples"`` ([gen, real]).  ``gen`` and ``real`` accept what :func:`ganmetrics.fid`
     accepts; ``real`` may be ``None`` when only ``is`` / ``ms_ssim`` are asked for.
-    ``seed`` seeds a generator's latents, the KID subsets and the SWD draws.
+    ``seed`` seeds a generator's latents, the KID subsets and the SWD draws.  SWD compares the
+    first ``n = min(len(gen), swd_num_images)`` images of each set, so ``real`` needs at least ``n``.
     """
     chosen = parse_metrics(metrics)
-    from .metrics.ms_ssim import MSSSIMDiversity
-    from .metrics.swd import SWDDescriptors, swd_from_descriptors
-
     device = resolve_device(device)
     needs_real = [m for m in chosen if m not in GEN_ONLY]
     if needs_real and real is None:
@@ -130,7 +130,7 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
         gen, role="gen", want_stats=bool(FEATURE_METRICS & set(chosen)), keep_features="kid" in chosen,
         want_logits="is" in chosen, swd=SWDDescriptors(seed=seed, stream="fake", device=device) if "swd" in chosen
         else None, ms_ssim=MSSSIMDiversity(max_pairs=ms_ssim_num_pairs) if "ms_ssim" in chosen else None,
-        num_samples=num_samples, seed=seed, **common)
+        num_samples=num_samples, seed=seed, swd_limit=swd_num_images, **common)
     result: dict = {"protocol": protocol}
     real_stats, real_swd = None, None
     if needs_real:
@@ -138,7 +138,8 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
             real_pass = run_pass(
                 real, role="real", want_stats=bool({"fid", "kid"} & set(chosen)), keep_features="kid" in chosen,
                 want_logits=False, swd=SWDDescriptors(seed=seed, stream="real", device=device)
-                if "swd" in chosen else None, ms_ssim=None, num_samples=None, seed=seed, **common)
+                if "swd" in chosen else None, ms_ssim=None, num_samples=None, seed=seed,
+                swd_limit=gen_pass.swd.num_images if "swd" in chosen else None, **common)
             real_stats, real_swd = real_pass.stats, real_pass.swd
             real_count = real_pass.num_images
         else:
@@ -166,13 +167,10 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
                                                 shuffle_seed=is_shuffle_seed)
         result["is"] = {"mean": mean, "std": std}
     if "swd" in chosen:
-        fake, reference = gen_pass.swd, real_swd
-        if fake.num_images != reference.num_images:
-            n = min(fake.num_images, reference.num_images)
-            warnings.warn(f"SWD compares equal-sized sets: using the first {n} images of each "
-                          f"(gen has {fake.num_images}, real {reference.num_images})", UserWarning, stacklevel=2)
-            fake, reference = fake.truncated(n), reference.truncated(n)
-        result["swd"] = swd_from_descriptors(fake, reference, seed=seed, device=device)
+        if real_swd.num_images < gen_pass.swd.num_images:
+            raise InputError(f"SWD compares equal-sized sets: gen has {gen_pass.swd.num_images} images but real only "
+                             f"{real_swd.num_images}; pass swd_num_images (--swd-images) <= {real_swd.num_images}")
+        result["swd"] = swd_from_descriptors(gen_pass.swd, real_swd, seed=seed, device=device)
     if "ms_ssim" in chosen:
         result["ms_ssim"] = gen_pass.ms_ssim.compute()
     return result

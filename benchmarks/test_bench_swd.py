@@ -1,0 +1,56 @@
+"""SWD, 256 images per set at 64 px: ganmetrics against the float64 NumPy oracle of the spec.
+
+The oracle (``tests/test_swd.py``) follows METRICS.md image by image with the same random draws
+(patch centres and directions), so both compute the same numbers.  Run
+``python -m pytest benchmarks/test_bench_swd.py --benchmark-only``; the oracle's
+``extra_info["ratio_vs_ganmetrics"]`` is its median time over ours (``--benchmark-json`` shows it).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_swd import nchw, oracle_swd
+
+from ganmetrics.metrics.swd import swd
+
+NUM_IMAGES = 256
+SIZE = 64
+GROUP = "swd"
+MEDIANS: dict[str, float] = {}
+RESULTS: dict[str, dict] = {}
+
+
+@pytest.fixture(scope="module")
+def image_sets() -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 ``[256, 3, 64, 64]`` 'shapes' and 'blobs' sets."""
+    return nchw("shapes", NUM_IMAGES, seed=1, size=SIZE), nchw("blobs", NUM_IMAGES, seed=2, size=SIZE)
+
+
+def ganmetrics_method(a: torch.Tensor, b: torch.Tensor) -> dict:
+    return swd(a, b, num_images=NUM_IMAGES, seed=0, batch_size=64, device="cpu", progress=False)
+
+
+def oracle_method(a: torch.Tensor, b: torch.Tensor) -> dict:
+    return oracle_swd(a.numpy(), b.numpy(), seed=0, stream_a="fake", stream_b="real")
+
+
+METHODS = {"ganmetrics": (ganmetrics_method, 5), "numpy-oracle": (oracle_method, 2)}
+
+
+@pytest.mark.parametrize("name", list(METHODS))  # ganmetrics first: the oracle's ratio needs its median
+def test_swd_256x64px(benchmark, image_sets, name):
+    method, rounds = METHODS[name]
+    benchmark.group = GROUP
+    result = benchmark.pedantic(method, args=image_sets, rounds=rounds, iterations=1, warmup_rounds=1 if rounds > 2 else 0)
+    RESULTS[name] = result
+    other = RESULTS.get("ganmetrics" if name != "ganmetrics" else "numpy-oracle")
+    if other is not None:
+        for resolution, value in other["levels"].items():
+            assert result["levels"][resolution] == pytest.approx(value, rel=1e-5)
+    if benchmark.stats is None:  # --benchmark-disable
+        return
+    MEDIANS[name] = benchmark.stats.stats.median
+    benchmark.extra_info["swd_avg"] = result["avg"]
+    if name != "ganmetrics" and "ganmetrics" in MEDIANS:
+        benchmark.extra_info["ratio_vs_ganmetrics"] = MEDIANS[name] / MEDIANS["ganmetrics"]
