@@ -31,6 +31,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=_non_negative_int, default=None,
                         help="image decoding processes (default: min(4, CPU count))")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _add_comparison(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num-samples", type=_positive_int, default=None, help="use only the first N images of A")
+    parser.add_argument("--no-strict", action="store_true",
+                        help="compare statistics even if their protocol or weights differ")
 
 
 def _positive_int(text: str) -> int:
@@ -57,10 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "files or bundled reference names.")
     fid.add_argument("a", metavar="A")
     fid.add_argument("b", metavar="B")
-    fid.add_argument("--num-samples", type=_positive_int, default=None, help="use only the first N images of A")
-    fid.add_argument("--no-strict", action="store_true",
-                     help="compare statistics even if their protocol or weights differ")
-    fid.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_comparison(fid)
     _add_common(fid)
 
     stats = commands.add_parser("stats", help="save the feature statistics of an image set",
@@ -70,7 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("-o", "--output", required=True, metavar="OUT.npz")
     stats.add_argument("--keep-features", action="store_true", help="also store the features (for KID)")
     stats.add_argument("--num-samples", type=_positive_int, default=None, help="use only the first N images")
-    stats.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _add_common(stats)
 
     evaluate = commands.add_parser("eval", help="several metrics in one pass (fid, kid, is, swd, ms_ssim)",
@@ -81,7 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
                           help="reference set (not needed for is and ms_ssim alone)")
     evaluate.add_argument("--metrics", default="fid,kid,is,swd,ms_ssim",
                           help="comma-separated list of fid, kid, is, swd, ms_ssim (default: all)")
-    evaluate.add_argument("--num-samples", type=_positive_int, default=None, help="use only the first N images of A")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of KID subsets and SWD draws (default: 0)")
     evaluate.add_argument("--kid-subsets", type=_positive_int, default=100)
     evaluate.add_argument("--kid-subset-size", type=_positive_int, default=1000)
@@ -90,9 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="at most this many image pairs of A for MS-SSIM (default: 10000)")
     evaluate.add_argument("--swd-images", type=_positive_int, default=None,
                           help="SWD on the first N images of each set (default: all of A)")
-    evaluate.add_argument("--no-strict", action="store_true",
-                          help="compare statistics even if their protocol or weights differ")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_comparison(evaluate)
     _add_common(evaluate)
 
     demo = commands.add_parser("demo", help="FID between two built-in image sets (no data needed)",
@@ -100,7 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
                                            "noisy ones) and print their FID.")
     demo.add_argument("-n", "--num-images", type=_positive_int, default=64, help="images per set (default: 64)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _add_common(demo)
     return parser
 

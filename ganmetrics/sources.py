@@ -697,6 +697,14 @@ def _path_source(source: str | os.PathLike, **kwargs: Any) -> ImageSource:
 # ---------------------------------------------------------------------------------------------
 
 
+def is_generator(source: Any) -> bool:
+    """True when :func:`open_source` samples ``source`` as a generator (an ``nn.Module``, or a callable
+    that is not an iterable, array, tensor or path); such sources need ``num_samples``."""
+    if isinstance(source, (ImageSource, str, os.PathLike, torch.Tensor, np.ndarray, bytes, bytearray)):
+        return False
+    return isinstance(source, nn.Module) or (callable(source) and not isinstance(source, Iterable))
+
+
 def open_source(source: Any, *, num_samples: int | None = None, batch_size: int = 64, seed: int = 0,
                 value_range: Sequence[float] = (-1.0, 1.0), device: torch.device | str | None = None,
                 num_workers: int | None = None, z_dim: int | None = None) -> ImageSource:
@@ -740,7 +748,7 @@ def open_source(source: Any, *, num_samples: int | None = None, batch_size: int 
     if isinstance(source, np.ndarray):
         what = f"{source.dtype} array"
         return _array_source(source, what, num_samples=num_samples, batch_size=batch_size, value_range=value_range)
-    if isinstance(source, nn.Module):
+    if is_generator(source):
         return _generator_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed,
                                  value_range=value_range, device=target, z_dim=z_dim)
     if isinstance(source, (bytes, bytearray)):
@@ -751,14 +759,12 @@ def open_source(source: Any, *, num_samples: int | None = None, batch_size: int 
             f"DataLoader over {type(source.dataset).__name__}")
         return _iterable_source(source, description, num_images=None, num_samples=num_samples,
                                 batch_size=batch_size, value_range=value_range, device=target)
-    if callable(source):
-        return _generator_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed,
-                                 value_range=value_range, device=target, z_dim=z_dim)
     raise InputError(
         f"cannot read images from a {type(source).__name__}; expected a folder, .zip, .npz/.npy path, a numpy "
         "array, a torch.Tensor, a DataLoader/iterable of batches, or a generator (nn.Module / callable)"
     )
 
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageBatch", "ImageSource", "decode_image", "list_image_files", "open_source",
+__all__ = ["IMAGE_EXTENSIONS", "ImageBatch", "ImageSource", "decode_image", "is_generator", "list_image_files",
+           "open_source",
            "quantize"]

@@ -21,18 +21,16 @@ torchmetrics compute another quantity (per-channel products averaged afterwards,
 from __future__ import annotations
 
 import math
-import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
 from ..features import progress_bar, resolve_device
-from ..sources import ImageBatch, ImageSource, open_source
+from ..sources import ImageBatch, ImageSource, is_generator, open_source
 
 K1 = 0.01
 K2 = 0.03
@@ -273,14 +271,6 @@ class MSSSIMDiversity:
         return math.fsum(torch.cat(self._values).tolist()) / self._num_pairs
 
 
-def _is_generator(source: Any) -> bool:
-    """True for sources :func:`open_source` treats as generators (they need ``num_samples``)."""
-    if isinstance(source, torch.nn.Module):
-        return True
-    plain = (str, os.PathLike, torch.Tensor, np.ndarray, bytes, bytearray, Iterable)
-    return callable(source) and not isinstance(source, plain)
-
-
 def _batches(images: ImageSource) -> Iterator[ImageBatch]:
     """Iterate a source and close its generator (DataLoader workers) even when stopped early."""
     batches = iter(images)
@@ -306,7 +296,7 @@ def ms_ssim_diversity(gen, *, num_pairs: int = 10000, seed: int = 0, batch_size:
         raise InputError(f"num_pairs must be an integer >= 1, got {num_pairs!r}")
     target = resolve_device(device)
     wanted = 2 * num_pairs
-    images = open_source(gen, num_samples=wanted if _is_generator(gen) else None, batch_size=batch_size,
+    images = open_source(gen, num_samples=wanted if is_generator(gen) else None, batch_size=batch_size,
                          seed=seed, value_range=value_range, device=target, num_workers=num_workers, z_dim=z_dim)
     accumulator = MSSSIMDiversity(max_pairs=num_pairs, device=target)
     with progress_bar(images, desc="ms-ssim", enabled=progress) as bar:

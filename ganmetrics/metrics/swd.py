@@ -71,11 +71,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import InputError
 from ..features import progress_bar, resolve_device, tf32_disabled
-from ..sources import ImageBatch, ImageSource, open_source
+from ..sources import ImageBatch, ImageSource, is_generator, open_source
 
 MIN_RESOLUTION = 16
 PATCHES_PER_IMAGE = 128
@@ -585,16 +584,9 @@ def swd_from_descriptors(a: SWDDescriptors, b: SWDDescriptors, *, seed: int = 0,
 # the metric on image sources
 
 
-def _is_generator(source: Any) -> bool:
-    """Whether :func:`open_source` treats ``source`` as a generator (an endless supply of samples)."""
-    if isinstance(source, (ImageSource, str, os.PathLike, torch.Tensor, np.ndarray, bytes, bytearray)):
-        return False
-    return isinstance(source, nn.Module) or (callable(source) and not isinstance(source, Iterable))
-
-
 def _open_sets(inputs: dict[str, Any], num_images: int, **kwargs: Any) -> dict[str, ImageSource]:
     """Both sets as sources of their first ``num_images`` images; an error when a set has fewer."""
-    sources = {name: open_source(source, num_samples=num_images if _is_generator(source) else None, **kwargs)
+    sources = {name: open_source(source, num_samples=num_images if is_generator(source) else None, **kwargs)
                for name, source in inputs.items()}
     counts = {name: source.num_images for name, source in sources.items()}  # None: unknown until read
     if any(count is not None and count < num_images for count in counts.values()):
