@@ -1,0 +1,1 @@
+"""Benchmarks: ganmetrics side by side with the peer libraries (see README.md here)."""

@@ -1,0 +1,121 @@
+"""Write the benchmark table (benchmarks/README.md) from a pytest-benchmark JSON file.
+
+    python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json
+    python -m benchmarks.report benchmarks/results-cpu.json [more.json ...] -o benchmarks/README.md
+
+Every suite parametrises its test by implementation ("ganmetrics", then the peers) inside one
+``benchmark.group``; the ratio column is each row's median time over the ganmetrics median of
+the same group and file (> 1: ganmetrics is faster).  Selected ``extra_info`` values (images/s,
+peak memory, the metric value) are shown beside the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+REFERENCE = "ganmetrics"
+EXTRA_COLUMNS = {
+    "images_per_second": "img/s",
+    "peak_rss_mb": "peak RSS MB",
+    "fid": "FID",
+    "fd": "value",
+}
+HEADER = """# Benchmarks
+
+ganmetrics side by side with the peers, each suite in one pytest run on the same inputs
+(`benchmarks/test_bench_*.py`). **ratio** = the row's median time / ganmetrics's median in the
+same group (> 1: ganmetrics is faster). Regenerate with:
+
+```bash
+python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json
+python -m benchmarks.report benchmarks/results-cpu.json -o benchmarks/README.md
+```
+"""
+
+
+def implementation(bench: dict) -> str:
+    """The implementation a row measures: its ``name`` parameter, else the bracketed test id."""
+    params = bench.get("params") or {}
+    if "name" in params:
+        return str(params["name"])
+    match = re.search(r"\[(.*)\]$", bench["name"])
+    return match.group(1) if match else bench["name"]
+
+
+def machine_line(data: dict) -> str:
+    info = data.get("machine_info", {})
+    cpu = info.get("cpu", {})
+    parts = [cpu.get("brand_raw") or info.get("processor") or "unknown CPU",
+             f"{cpu.get('count', '?')} logical cores", f"{info.get('system', '')} {info.get('release', '')}".strip(),
+             f"Python {info.get('python_version', '?')}"]
+    extra = data.get("ganmetrics_environment")
+    if extra:
+        parts.append(extra)
+    return ", ".join(p for p in parts if p)
+
+
+def _format_seconds(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _format_extra(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def group_table(rows: list[dict]) -> list[str]:
+    """Markdown lines of one group: implementation, median, min, ratio and extra columns."""
+    reference = next((r for r in rows if implementation(r) == REFERENCE), None)
+    extras = [key for key in EXTRA_COLUMNS if any(key in r.get("extra_info", {}) for r in rows)]
+    header = ["implementation", "median", "min", "rounds", "ratio"] + [EXTRA_COLUMNS[k] for k in extras]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in sorted(rows, key=lambda r: (implementation(r) != REFERENCE, r["stats"]["median"])):
+        stats = row["stats"]
+        ratio = f"{stats['median'] / reference['stats']['median']:.2f}×" if reference else "—"
+        cells = [implementation(row), _format_seconds(stats["median"]), _format_seconds(stats["min"]),
+                 str(stats["rounds"]), ratio]
+        cells += [_format_extra(row.get("extra_info", {}).get(k, "")) for k in extras]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render(files: list[Path]) -> str:
+    """The whole README: a section per JSON file (one machine/device each), a table per group."""
+    out = [HEADER]
+    for path in files:
+        data = json.loads(path.read_text())
+        out.append(f"## {path.name}\n")
+        out.append(f"Machine: {machine_line(data)}; run {data.get('datetime', '?')}.\n")
+        groups: dict[str, list[dict]] = defaultdict(list)
+        for bench in data.get("benchmarks", []):
+            groups[bench.get("group") or bench["name"]].append(bench)
+        for group in sorted(groups):
+            out.append(f"### {group}\n")
+            out.extend(group_table(groups[group]))
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.splitlines()[0])
+    parser.add_argument("json", nargs="+", type=Path, help="pytest-benchmark JSON files")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
+    args = parser.parse_args(argv)
+    text = render(args.json)
+    if args.output is None:
+        print(text, end="")
+    else:
+        from ganmetrics.atomic import atomic_write
+
+        with atomic_write(args.output, "w") as handle:
+            handle.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
