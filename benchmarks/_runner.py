@@ -1,0 +1,233 @@
+"""Fresh-process runs for the end-to-end and memory benchmarks, and the helpers they share.
+
+As a script, ``python benchmarks/_runner.py TASK IMPL ...`` does one job in a new interpreter and
+prints one line ``RESULT {json}`` on stdout:
+
+* ``fid {ganmetrics,torch-fidelity,pytorch-fid} A B --weights W --peer-weights P``: FID of two
+  folders, as a user of that library would compute it (batch 50, 2 decoding workers);
+* ``stats {ganmetrics,numpy-cov} --n N``: mean and covariance of N seeded random feature vectors
+  arriving in batches, streamed (``FeatureStats``) or kept and reduced with ``np.mean``/``np.cov``.
+
+The JSON holds ``seconds`` (from the start of this script, so imports and model loading are in),
+``peak_rss_mb`` (this process's ``ru_maxrss``) and ``workers_peak_rss_mb`` (largest DataLoader
+worker, ``RUSAGE_CHILDREN``).  The parent's own ``RUSAGE_CHILDREN`` would not do: it is the maximum
+over every child of the whole pytest session.
+
+Imported by the benchmarks, it gives :func:`run_child`, :func:`feature_batches`,
+:func:`peer_state_dict` and :func:`write_pngs`.
+"""
+
+from __future__ import annotations
+
+import time
+
+START = time.perf_counter()
+
+import argparse  # noqa: E402 - START first: the child's time includes its imports
+import json  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+RESULT_PREFIX = "RESULT "
+BATCH_SIZE = 50  # the end-to-end runs: pytorch-fid's default batch size, used by all three
+NUM_WORKERS = 2  # image decoding processes, the same for all three
+CLASSIFIER_SEED = 1234  # tests/conftest.py::peer_state_dict
+FEATURE_DIM = 2048
+
+
+# -- shared with the benchmarks (parent side) ------------------------------------------------------
+
+def run_child(*args: str, timeout: float = 1800) -> dict:
+    """Run this file in a fresh interpreter with ``args``; return its JSON result (raise on failure)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"child {args} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n"
+                           f"{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
+
+
+def feature_batches(n: int, batch: int, seed: int, dim: int = FEATURE_DIM):
+    """``n`` float32 feature vectors in batches of ``batch``, batch ``i`` drawn from seed ``(seed, i)``.
+
+    Like pool3 features: non-negative (``|N(0, 1)|`` times a fixed per-dimension scale in [0.1, 1]),
+    so the mean is not small next to the spread.
+    """
+    import numpy as np
+
+    scale = np.random.default_rng([seed, 1 << 30]).uniform(0.1, 1.0, dim).astype(np.float32)
+    for i, start in enumerate(range(0, n, batch)):
+        rng = np.random.default_rng([seed, i])
+        x = rng.standard_normal((min(batch, n - start), dim), dtype=np.float32)
+        np.abs(x, out=x)
+        x *= scale
+        yield x
+
+
+def peer_state_dict(offline_weights):
+    """tests/conftest.py::peer_state_dict: the offline weights in torchvision layout plus a seeded ``fc``."""
+    import torch
+
+    from ganmetrics.inception import canonical_state_dict, read_weight_file
+
+    state = canonical_state_dict(read_weight_file(offline_weights))
+    gen = torch.Generator().manual_seed(CLASSIFIER_SEED)
+    state["fc.weight"] = torch.randn(1008, 2048, generator=gen) * 0.2
+    state["fc.bias"] = torch.randn(1008, generator=gen) * 0.2
+    return state
+
+
+def write_pngs(folder: Path, images) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:05d}.png")
+    return folder
+
+
+# -- child side --------------------------------------------------------------------------------------
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def workers_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def import_torchvision() -> None:
+    """tests/peers.py::import_torchvision without pytest (the peers' import must not pay for it).
+
+    PyPI's torchvision C extension does not load beside the CPU torch here; defining the two
+    operator schemas its import registers fake kernels for lets the pure-Python part import.
+    """
+    import importlib
+
+    import torch
+
+    try:
+        importlib.import_module("torchvision")
+        return
+    except RuntimeError as exc:
+        if "torchvision::nms" not in str(exc):
+            raise
+    lib = torch.library.Library("torchvision", "DEF")
+    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    import_torchvision.lib = lib  # keep the definitions alive
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        del sys.modules[name]
+    importlib.import_module("torchvision")
+
+
+def fid_ganmetrics(a: str, b: str, args) -> float:
+    import ganmetrics
+
+    return ganmetrics.fid(a, b, protocol=args.protocol, weights=args.weights, device="cpu",
+                          batch_size=BATCH_SIZE, num_workers=NUM_WORKERS, progress=False)
+
+
+def fid_torch_fidelity(a: str, b: str, args) -> float:
+    import_torchvision()
+    import multiprocessing
+
+    import torch_fidelity
+
+    # torch-fidelity decodes with min(4, 2·cpu_count()) workers and has no option for it: report one
+    # CPU so it uses 2, like the others (its only use of cpu_count in this code path).
+    multiprocessing.cpu_count = lambda: NUM_WORKERS // 2
+    metrics = torch_fidelity.calculate_metrics(input1=a, input2=b, fid=True, cuda=False, cache=False,
+                                               verbose=False, batch_size=BATCH_SIZE,
+                                               feature_extractor_weights_path=args.peer_weights)
+    return metrics["frechet_inception_distance"]
+
+
+def fid_pytorch_fid(a: str, b: str, args) -> float:
+    import_torchvision()
+    import pytorch_fid.inception
+    import torch
+    from pytorch_fid.fid_score import calculate_fid_given_paths
+
+    # pytorch-fid downloads its weights with load_state_dict_from_url: load the local .pth instead.
+    pytorch_fid.inception.load_state_dict_from_url = lambda *_, **__: torch.load(args.peer_weights)
+    return calculate_fid_given_paths([a, b], batch_size=BATCH_SIZE, device="cpu", dims=2048,
+                                     num_workers=NUM_WORKERS)
+
+
+FID_IMPLS = {"ganmetrics": fid_ganmetrics, "torch-fidelity": fid_torch_fidelity, "pytorch-fid": fid_pytorch_fid}
+
+
+def stats_ganmetrics(batches):
+    from ganmetrics.stats import FeatureStats
+
+    stats = FeatureStats(FEATURE_DIM)
+    for x in batches:
+        stats.update(x)
+    return stats.mu, stats.sigma
+
+
+def stats_numpy_cov(batches):
+    import numpy as np
+
+    # The peers keep every feature, then reduce.  float32 as torch-fidelity keeps them (pytorch-fid keeps
+    # float64, twice the memory); the mean in float64 like np.cov's, as torch-fidelity's float32
+    # np.mean is ~3e-6 relative off.
+    features = np.concatenate(list(batches))
+    return np.mean(features, axis=0, dtype=np.float64), np.cov(features, rowvar=False)
+
+
+STATS_IMPLS = {"ganmetrics": stats_ganmetrics, "numpy-cov": stats_numpy_cov}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    tasks = parser.add_subparsers(dest="task", required=True)
+    fid = tasks.add_parser("fid")
+    fid.add_argument("impl", choices=list(FID_IMPLS))
+    fid.add_argument("a")
+    fid.add_argument("b")
+    fid.add_argument("--weights", required=True, help="ganmetrics' weight file (the offline default_1.pt)")
+    fid.add_argument("--peer-weights", required=True, help="the converted .pth for the peers")
+    fid.add_argument("--protocol", default="tf", help="ganmetrics' protocol")
+    stats = tasks.add_parser("stats")
+    stats.add_argument("impl", choices=list(STATS_IMPLS))
+    stats.add_argument("--n", type=int, default=50_000)
+    stats.add_argument("--batch", type=int, default=500)
+    stats.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import torch  # both stats children import torch, as the peers (torch libraries) do
+
+    result = {"torch_threads": torch.get_num_threads()}
+    if args.task == "fid":
+        result["fid"] = float(FID_IMPLS[args.impl](args.a, args.b, args))
+    else:
+        import numpy as np
+
+        result["baseline_rss_mb"] = current_rss_mb()
+        started = time.perf_counter()
+        mu, sigma = STATS_IMPLS[args.impl](feature_batches(args.n, args.batch, args.seed))
+        result["accumulate_seconds"] = time.perf_counter() - started
+        result["mu_sum"], result["sigma_trace"] = float(np.sum(mu)), float(np.trace(sigma))
+        result["sigma_sum"] = float(np.sum(sigma))
+    result["seconds"] = time.perf_counter() - START
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["workers_peak_rss_mb"] = workers_peak_rss_mb()
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
