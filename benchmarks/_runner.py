@@ -9,7 +9,7 @@ prints one line ``RESULT {json}`` on stdout:
   arriving in batches, streamed (``FeatureStats``) or kept and reduced with ``np.mean``/``np.cov``.
 
 The JSON holds ``seconds`` (from the start of this script, so imports and model loading are in),
-``peak_rss_mb`` (this process's ``ru_maxrss``) and ``workers_peak_rss_mb`` (largest DataLoader
+``peak_rss_mb`` (this process's ``VmHWM``) and ``workers_peak_rss_mb`` (largest DataLoader
 worker, ``RUSAGE_CHILDREN``).  The parent's own ``RUSAGE_CHILDREN`` would not do: it is the maximum
 over every child of the whole pytest session.
 
@@ -95,7 +95,19 @@ def write_pngs(folder: Path, images) -> Path:
 # -- child side --------------------------------------------------------------------------------------
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's peak resident memory since its exec: ``VmHWM`` of /proc/self/status.
+
+    Not ``ru_maxrss``: Linux keeps that across fork and exec, so a child started from a large
+    pytest process would report the parent's peak instead of its own.
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; other systems: best effort
 
 
 def workers_peak_rss_mb() -> float:
