@@ -22,7 +22,6 @@ from peers import import_peer
 D = 2048
 N = 4096  # samples per covariance: N/d = 2 keeps both well-conditioned
 GROUP = "frechet-d2048"
-MEDIANS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +65,10 @@ METHODS = {
 
 
 @pytest.mark.parametrize("name", list(METHODS))  # ganmetrics first: the peers' ratios need its median
-def test_frechet_distance_d2048(benchmark, stats_pair, expected, name):
+def test_frechet_distance_d2048(benchmark, record_ratio, stats_pair, expected, name):
     method = METHODS[name]()
     benchmark.group = GROUP
     value = float(benchmark.pedantic(method, args=stats_pair, rounds=3, iterations=1))
     assert value == pytest.approx(expected, rel=1e-6)
-    if benchmark.stats is None:  # --benchmark-disable
-        return
-    MEDIANS[name] = benchmark.stats.stats.median
-    benchmark.extra_info["fd"] = value
-    if name != "ganmetrics" and "ganmetrics" in MEDIANS:
-        benchmark.extra_info["ratio_vs_ganmetrics"] = MEDIANS[name] / MEDIANS["ganmetrics"]
+    if record_ratio(benchmark, name):
+        benchmark.extra_info["fd"] = value

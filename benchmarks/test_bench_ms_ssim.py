@@ -22,8 +22,6 @@ from ganmetrics.metrics.ms_ssim import ms_ssim
 NUM_PAIRS = 64
 SIZE = 64
 GROUP = "ms_ssim"
-MEDIANS: dict[str, float] = {}
-MINIMA: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +46,12 @@ METHODS = {"ganmetrics": ganmetrics_method, "numpy-scipy-oracle": lambda: oracle
 
 
 @pytest.mark.parametrize("name", list(METHODS))  # ganmetrics first: the oracle's ratio needs its median
-def test_ms_ssim_64_pairs_64px(benchmark, pairs, expected, name):
+def test_ms_ssim_64_pairs_64px(benchmark, record_ratio, pairs, expected, name):
     method = METHODS[name]()
     benchmark.group = GROUP
     rounds = 10 if name == "ganmetrics" else 3
     value = benchmark.pedantic(method, args=pairs, rounds=rounds, iterations=1, warmup_rounds=1)
     np.testing.assert_allclose(value, expected, rtol=0, atol=1e-5)
-    if benchmark.stats is None:  # --benchmark-disable
-        return
-    MEDIANS[name], MINIMA[name] = benchmark.stats.stats.median, benchmark.stats.stats.min
-    benchmark.extra_info["mean_ms_ssim"] = float(np.mean(value))
-    benchmark.extra_info["torch_threads"] = torch.get_num_threads()
-    if name != "ganmetrics" and "ganmetrics" in MEDIANS:
-        benchmark.extra_info["ratio_vs_ganmetrics"] = MEDIANS[name] / MEDIANS["ganmetrics"]
-        benchmark.extra_info["ratio_vs_ganmetrics_min"] = MINIMA[name] / MINIMA["ganmetrics"]
+    if record_ratio(benchmark, name):
+        benchmark.extra_info["mean_ms_ssim"] = float(np.mean(value))
+        benchmark.extra_info["torch_threads"] = torch.get_num_threads()

@@ -17,7 +17,6 @@ from ganmetrics.metrics.swd import swd
 NUM_IMAGES = 256
 SIZE = 64
 GROUP = "swd"
-MEDIANS: dict[str, float] = {}
 RESULTS: dict[str, dict] = {}
 
 
@@ -39,7 +38,7 @@ METHODS = {"ganmetrics": (ganmetrics_method, 5), "numpy-oracle": (oracle_method,
 
 
 @pytest.mark.parametrize("name", list(METHODS))  # ganmetrics first: the oracle's ratio needs its median
-def test_swd_256x64px(benchmark, image_sets, name):
+def test_swd_256x64px(benchmark, record_ratio, image_sets, name):
     method, rounds = METHODS[name]
     benchmark.group = GROUP
     result = benchmark.pedantic(method, args=image_sets, rounds=rounds, iterations=1, warmup_rounds=1 if rounds > 2 else 0)
@@ -48,9 +47,5 @@ def test_swd_256x64px(benchmark, image_sets, name):
     if other is not None:
         for resolution, value in other["levels"].items():
             assert result["levels"][resolution] == pytest.approx(value, rel=1e-5)
-    if benchmark.stats is None:  # --benchmark-disable
-        return
-    MEDIANS[name] = benchmark.stats.stats.median
-    benchmark.extra_info["swd_avg"] = result["avg"]
-    if name != "ganmetrics" and "ganmetrics" in MEDIANS:
-        benchmark.extra_info["ratio_vs_ganmetrics"] = MEDIANS[name] / MEDIANS["ganmetrics"]
+    if record_ratio(benchmark, name):
+        benchmark.extra_info["swd_avg"] = result["avg"]
