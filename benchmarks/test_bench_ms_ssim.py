@@ -3,7 +3,7 @@
 The oracle is ``tests/test_ms_ssim.py::oracle_ms_ssim``: the same spec, one pair, scale and channel at a
 time with ``scipy.signal.correlate2d``.  Run ``python -m pytest benchmarks/test_bench_ms_ssim.py
 --benchmark-only``; the oracle's ``extra_info["ratio_vs_ganmetrics"]`` is its median time over ours
-(``ratio_vs_ganmetrics_min``: best times).  The oracle is single-threaded, ganmetrics uses torch's
+(the report shows best times too).  The oracle is single-threaded, ganmetrics uses torch's
 intra-op threads: on a CPU shared with other busy processes its times jump (each parallel region waits
 for a descheduled thread), so compare on an otherwise idle machine.
 """
