@@ -9,6 +9,7 @@ import pytest
 import scipy.linalg
 import torch
 
+import ganmetrics.frechet as frechet_module
 from ganmetrics.errors import StatsError
 from ganmetrics.frechet import frechet_distance, trace_sqrt_product
 
@@ -56,16 +57,27 @@ def test_singular_covariance_matches_sqrtm_reference(singular):
     assert frechet_distance(*a, *b) == pytest.approx(sqrtm_reference(*a, *b), rel=1e-6)
 
 
+def test_cholesky_form_equals_explicit_product():
+    """LAPACK dsygv(itype=2) gives the eigenvalues of ``Lᵀ Σ2 L`` formed explicitly (``Σ1 = L Lᵀ``)."""
+    (_, s1), (_, s2) = gaussian_stats(16, 600, 64), gaussian_stats(17, 600, 64)
+    chol = np.linalg.cholesky(s1)
+    explicit = np.linalg.eigvalsh(chol.T @ s2 @ chol)
+    np.testing.assert_allclose(frechet_module._cholesky_form_eigenvalues(s1, s2), explicit, rtol=1e-10,
+                               atol=1e-12 * explicit.max())
+
+
 def test_eigh_fallback_agrees_with_cholesky_form(monkeypatch):
     """Force the fallback (Cholesky failing) on a well-conditioned pair: both forms give the same trace."""
     (_, s1), (_, s2) = gaussian_stats(6, 400, 48), gaussian_stats(7, 400, 48)
     expected = trace_sqrt_product(s1, s2)
-
-    def failing_cholesky(_):
-        raise np.linalg.LinAlgError("forced")
-
-    monkeypatch.setattr(np.linalg, "cholesky", failing_cholesky)
+    monkeypatch.setattr(frechet_module, "_cholesky_form_eigenvalues", lambda *_: None)
     assert trace_sqrt_product(s1, s2) == pytest.approx(expected, rel=1e-10)
+
+
+def test_singular_first_covariance_takes_the_fallback():
+    """dsygv refuses a singular Σ1 (its Cholesky fails), so the eigh form must serve."""
+    (_, low_rank), (_, full_rank) = gaussian_stats(18, 30, 64), gaussian_stats(19, 500, 64)
+    assert frechet_module._cholesky_form_eigenvalues(low_rank, full_rank) is None
 
 
 @pytest.mark.filterwarnings("error")
