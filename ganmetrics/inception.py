@@ -21,6 +21,7 @@ Input: float32 ``[N, 3, 299, 299]`` already resized and normalised by a protocol
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import os
 import zipfile
@@ -343,6 +344,14 @@ def read_weight_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
+def empty_network(with_classifier: bool) -> FIDInceptionV3:
+    """The architecture with unallocated (``meta``) parameters, to be given tensors by
+    ``load_state_dict(..., assign=True)``: skips the random initialisation of 22M parameters that
+    the weights overwrite anyway (0.24 s of CPU time per construction)."""
+    with torch.device("meta"):
+        return FIDInceptionV3(with_classifier=with_classifier)
+
+
 def build_from_state(state: dict[str, torch.Tensor], source: str = "<state dict>") -> FIDInceptionV3:
     """Build the network from a state dict of either layout (BN unfolded, as stored)."""
     try:
@@ -351,10 +360,10 @@ def build_from_state(state: dict[str, torch.Tensor], source: str = "<state dict>
         raise WeightsError(
             f"{source} is not an FID Inception-v3 weight file of a known layout: missing tensor {exc.args[0]}."
         ) from None
-    model = FIDInceptionV3(with_classifier="fc.weight" in canonical)
+    model = empty_network(with_classifier="fc.weight" in canonical)
     folded = fold_batch_norm(canonical)
     try:
-        model.load_state_dict(folded, strict=True)
+        model.load_state_dict(folded, strict=True, assign=True)
     except RuntimeError as exc:
         raise WeightsError(f"{source} does not match the FID Inception-v3 architecture: {exc}") from None
     return model.eval().requires_grad_(False)
@@ -362,8 +371,12 @@ def build_from_state(state: dict[str, torch.Tensor], source: str = "<state dict>
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime_ns: int, size: int) -> FIDInceptionV3:
-    model = build_from_state(read_weight_file(path), source=path)
-    model.weights_sha256 = sha256_file(path)
+    # The SHA-256 (0.16 s for 83 MB) is computed in a thread while the file is parsed and folded:
+    # hashlib and torch both release the GIL.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(sha256_file, path)
+        model = build_from_state(read_weight_file(path), source=path)
+        model.weights_sha256 = digest.result()
     model.weights_path = path
     return model
 
@@ -372,13 +385,15 @@ def load_inception(weights: str | os.PathLike | None = None, *, device: torch.de
                    download: bool = True, progress: bool = True) -> FIDInceptionV3:
     """Find the weights (see :func:`ganmetrics.weights.resolve_weights`) and return the network on ``device``.
 
-    The parsed CPU model is cached per file; each call returns an independent copy on ``device``.
+    The parsed CPU model is cached per file; each call returns an independent copy on ``device``
+    (its tensors copied straight to ``device``).
     """
     path = Path(resolve_weights(weights, download=download, progress=progress)).resolve()
     stat = path.stat()
     cpu_model = _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
-    model = FIDInceptionV3(with_classifier=cpu_model.has_classifier)
-    model.load_state_dict(cpu_model.state_dict())
+    device = torch.device(device or "cpu")
+    model = empty_network(with_classifier=cpu_model.has_classifier)
+    model.load_state_dict({k: v.to(device, copy=True) for k, v in cpu_model.state_dict().items()}, assign=True)
     model.weights_sha256 = cpu_model.weights_sha256
     model.weights_path = cpu_model.weights_path
-    return model.eval().requires_grad_(False).to(device or "cpu")
+    return model.eval().requires_grad_(False)

@@ -90,6 +90,17 @@ def test_both_layouts_give_the_same_network(offline_weights, peer_weights_file, 
         assert (from_state_dict(network_input) - our_features).abs().max().item() <= TOLERANCE
 
 
+def test_each_load_is_an_independent_copy(inception, offline_weights):
+    """The parsed file is cached, but each load_inception gets its own tensors, all allocated (not meta)."""
+    first, second = load_inception(offline_weights), load_inception(offline_weights)
+    assert not any(p.is_meta for p in first.parameters())
+    with torch.no_grad():
+        first.Conv2d_1a_3x3.conv.weight.zero_()
+    assert torch.equal(second.Conv2d_1a_3x3.conv.weight, inception.Conv2d_1a_3x3.conv.weight)
+    assert second.Conv2d_1a_3x3.conv.weight.abs().sum() > 0
+    assert first.weights_sha256 == second.weights_sha256 == inception.weights_sha256
+
+
 def test_nvidia_layout_with_classifier(offline_weights, peer_state_dict):
     """The full NVIDIA TorchScript names its classifier ``output``: it becomes our ``fc``."""
     raw = read_weight_file(offline_weights)
