@@ -10,8 +10,13 @@ equilibrium").
   the generalized symmetric-definite problem ``Σ2 Σ1 x = λ x`` (LAPACK ``dsygv``, ``itype=2``),
   which forms ``Lᵀ Σ2 L`` with ``dsygst`` in ``n³`` flops instead of two ``2n³`` products:
   0.53 s instead of 0.78 s at d = 2048 on 2 CPU cores, the same value to 1e-14 relative;
-* eigh form (fallback when ``Σ1`` is singular, e.g. fewer samples than dimensions):
-  ``A = Σ1^{1/2} Σ2 Σ1^{1/2}`` with ``Σ1^{1/2}`` from ``eigh``.
+* pivoted Cholesky form, when ``Σ1`` is singular (fewer samples than dimensions, N ≤ d): LAPACK
+  ``dpstrf`` gives ``Σ1 = P L Lᵀ Pᵀ`` with ``L`` ``[d, r]`` of rank ``r``, and ``A = (PL)ᵀ Σ2 (PL)``
+  is ``r × r`` with the nonzero eigenvalues of ``Σ1 Σ2``: 0.36 s instead of 1.64 s for the eigh form
+  at d = 2048, N = 1000, the same value to 1e-15 relative;
+* eigh form (last resort, when ``Σ1`` is not even semi-definite, i.e. invalid input):
+  ``A = Σ1^{1/2} Σ2 Σ1^{1/2}`` with ``Σ1^{1/2}`` from ``eigh`` and its negative eigenvalues clamped
+  (with a warning).
 
 Both avoid ``scipy.linalg.sqrtm`` (slow, complex round-off) and ``eig`` of the non-symmetric
 product.  Everything is float64 numpy/LAPACK.
@@ -23,12 +28,16 @@ import warnings
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import torch
 
 from .errors import StatsError
 
 #: Clamped negative eigenvalue mass, as a fraction of the total |eigenvalue| mass, above which we warn.
 CLAMP_WARN_RATIO = 1e-6
+#: Largest ``‖Σ1 − P L Lᵀ Pᵀ‖_F / ‖Σ1‖_F`` of a pivoted Cholesky factor: rounding is ~d·ε ≈ 5e-13, while an
+#: indefinite Σ1 (no such factor exists) leaves at least its negative eigenvalues' magnitude.
+PIVOTED_CHOLESKY_RTOL = 1e-9
 #: Largest tolerated asymmetry ``‖(Σ − Σᵀ)v‖∞ / ‖Σv‖∞`` of a covariance, for a fixed random probe ``v``.
 SYMMETRY_RTOL = 1e-5
 
@@ -100,15 +109,36 @@ def _cholesky_form_eigenvalues(sigma1: np.ndarray, sigma2: np.ndarray) -> np.nda
         return None
 
 
+def _pivoted_cholesky_form_eigenvalues(sigma1: np.ndarray, sigma2: np.ndarray) -> np.ndarray | None:
+    """Nonzero eigenvalues of ``Σ1 Σ2`` for a semi-definite ``Σ1`` of rank ``r``: those of ``(PL)ᵀ Σ2 (PL)``, ``r × r``.
+
+    ``Σ1 = P L Lᵀ Pᵀ`` by LAPACK ``dpstrf`` (pivoted Cholesky, stopping at pivots below
+    ``d·ε·max diag Σ1``).  None when that factor does not reproduce ``Σ1`` to rounding
+    (``PIVOTED_CHOLESKY_RTOL``): ``Σ1`` is then not positive semi-definite.
+    """
+    factor, pivots, rank, info = scipy.linalg.lapack.dpstrf(sigma1, lower=1, tol=-1.0)
+    if info < 0:
+        raise StatsError(f"LAPACK dpstrf rejected argument {-info} (a bug: please report it)")
+    columns = np.zeros((sigma1.shape[0], rank))
+    columns[pivots - 1] = np.tril(factor)[:, :rank]  # P L: row k of L belongs to variable pivots[k]
+    residual = np.linalg.norm(sigma1 - columns @ columns.T) if rank else np.linalg.norm(sigma1)
+    if residual > PIVOTED_CHOLESKY_RTOL * np.linalg.norm(sigma1):
+        return None
+    return np.linalg.eigvalsh(columns.T @ sigma2 @ columns)
+
+
 def _eigh_form_eigenvalues(sigma1: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
-    """Eigenvalues of ``A = S Σ2 S`` with ``S = Σ1^{1/2}``; works for singular ``Σ1``."""
+    """Eigenvalues of ``A = S Σ2 S`` with ``S = Σ1^{1/2}`` (negative eigenvalues of ``Σ1`` clamped, with a warning)."""
     root = psd_sqrt(sigma1)
     return np.linalg.eigvalsh(root @ sigma2 @ root)
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """``tr (Σ1 Σ2)^{1/2} = Σ_i sqrt(λ_i(A))`` (λ below rounding level → 0), ``A`` by the Cholesky, else eigh form."""
+    """``tr (Σ1 Σ2)^{1/2} = Σ_i sqrt(λ_i(A))`` (λ below rounding level → 0), ``A`` by the first form that applies:
+    Cholesky (``Σ1`` definite), pivoted Cholesky (semi-definite), eigh (anything symmetric)."""
     eigenvalues = _cholesky_form_eigenvalues(sigma1, sigma2)
+    if eigenvalues is None:
+        eigenvalues = _pivoted_cholesky_form_eigenvalues(sigma1, sigma2)
     if eigenvalues is None:
         eigenvalues = _eigh_form_eigenvalues(sigma1, sigma2)
     return float(np.sqrt(_clamp_eigenvalues(eigenvalues, "sigma1·sigma2")).sum())

@@ -66,18 +66,40 @@ def test_cholesky_form_equals_explicit_product():
                                atol=1e-12 * explicit.max())
 
 
-def test_eigh_fallback_agrees_with_cholesky_form(monkeypatch):
-    """Force the fallback (Cholesky failing) on a well-conditioned pair: both forms give the same trace."""
+@pytest.mark.parametrize("forced", ["pivoted", "eigh"])
+def test_fallback_forms_agree_with_cholesky_form(monkeypatch, forced):
+    """Force each fallback on a well-conditioned pair: every form gives the same trace."""
     (_, s1), (_, s2) = gaussian_stats(6, 400, 48), gaussian_stats(7, 400, 48)
     expected = trace_sqrt_product(s1, s2)
     monkeypatch.setattr(frechet_module, "_cholesky_form_eigenvalues", lambda *_: None)
+    if forced == "eigh":
+        monkeypatch.setattr(frechet_module, "_pivoted_cholesky_form_eigenvalues", lambda *_: None)
     assert trace_sqrt_product(s1, s2) == pytest.approx(expected, rel=1e-10)
 
 
-def test_singular_first_covariance_takes_the_fallback():
-    """dsygv refuses a singular Σ1 (its Cholesky fails), so the eigh form must serve."""
-    (_, low_rank), (_, full_rank) = gaussian_stats(18, 30, 64), gaussian_stats(19, 500, 64)
+@pytest.mark.parametrize("n", [20, 40])  # rank 19 and rank 39 of d = 64 (rank d − 1 may pass plain Cholesky by rounding)
+def test_singular_first_covariance_takes_the_pivoted_cholesky_form(n):
+    """dsygv refuses a singular Σ1; the pivoted Cholesky form finds its rank and the eigh form's nonzero eigenvalues."""
+    (_, low_rank), (_, full_rank) = gaussian_stats(18, n, 64), gaussian_stats(19, 500, 64)
     assert frechet_module._cholesky_form_eigenvalues(low_rank, full_rank) is None
+    pivoted = frechet_module._pivoted_cholesky_form_eigenvalues(low_rank, full_rank)
+    assert pivoted is not None and pivoted.shape == (n - 1,)
+    eigh = np.sort(frechet_module._eigh_form_eigenvalues(low_rank, full_rank))[-(n - 1):]
+    np.testing.assert_allclose(np.sort(pivoted), eigh, rtol=1e-8, atol=1e-12 * eigh.max())
+
+
+def test_indefinite_first_covariance_is_refused_by_pivoted_cholesky_and_warned_about():
+    """No pivoted Cholesky factor reproduces an indefinite Σ1: the eigh form takes over and warns."""
+    sigma1 = np.diag([1.0, 2.0, -0.5])
+    sigma1[0, 1] = sigma1[1, 0] = 0.1
+    assert frechet_module._pivoted_cholesky_form_eigenvalues(sigma1, np.eye(3)) is None
+    with pytest.warns(RuntimeWarning, match="negative eigenvalues of sigma1"):
+        frechet_distance(np.zeros(3), sigma1, np.zeros(3), np.eye(3))
+
+
+def test_zero_covariance_has_rank_zero():
+    assert frechet_module._pivoted_cholesky_form_eigenvalues(np.zeros((4, 4)), np.eye(4)).shape == (0,)
+    assert frechet_distance(np.ones(4), np.zeros((4, 4)), np.zeros(4), np.eye(4)) == pytest.approx(8.0)
 
 
 @pytest.mark.filterwarnings("error")
