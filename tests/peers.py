@@ -12,6 +12,9 @@ The peers are test references only.  Two things make them usable here:
   imports and works.  No peer code path used by the tests calls these operators.
 * **Local weights.**  The peers download Inception weights from URLs; the tests and
   benchmarks hand them :func:`peer_state_dict` instead (see ``tests/conftest.py``).
+* **SciPy ≥ 1.18.**  pytorch-fid and clean-fid call ``scipy.linalg.sqrtm(A, disp=False)``, and SciPy
+  1.18 removed ``disp``.  Where it is gone, :func:`import_peer` puts back a ``sqrtm`` that accepts it
+  and returns what SciPy ≤ 1.17 returned (:func:`sqrtm_accepting_disp`), so the peers run unchanged.
 
 This module does not import pytest at import time, so the benchmarks' child processes
 (``benchmarks/_runner.py``) use it without paying for pytest.
@@ -50,6 +53,34 @@ def import_torchvision():
     return importlib.import_module("torchvision")
 
 
+def sqrtm_accepting_disp(sqrtm):
+    """``sqrtm`` with SciPy ≤ 1.17's ``disp`` argument: ``disp=False`` returns ``(X, ‖X·X − A‖²_F / ‖A‖_F)``."""
+    import functools
+
+    @functools.wraps(sqrtm)
+    def wrapper(A, disp=True, blocksize=64):
+        root = sqrtm(A)
+        if disp is not False:
+            return root
+        try:
+            error = np.linalg.norm(root @ root - A, "fro") ** 2 / np.linalg.norm(A, "fro")
+        except ValueError:  # NaNs, as SciPy 1.17
+            error = np.inf
+        return root, error
+
+    wrapper.accepts_disp = True
+    return wrapper
+
+
+def _restore_sqrtm_disp() -> None:
+    import inspect
+
+    import scipy.linalg
+
+    if "disp" not in inspect.signature(scipy.linalg.sqrtm).parameters:
+        scipy.linalg.sqrtm = sqrtm_accepting_disp(scipy.linalg.sqrtm)
+
+
 def import_peer(name: str):
     """Import a peer package (``torch_fidelity``, ``pytorch_fid``, ``cleanfid``).
 
@@ -59,6 +90,7 @@ def import_peer(name: str):
     """
     try:
         import_torchvision()
+        _restore_sqrtm_disp()
         return importlib.import_module(name)
     except ImportError as exc:
         if os.environ.get("CI"):
