@@ -3,8 +3,11 @@
 As a script, ``python benchmarks/_runner.py TASK IMPL ...`` does one job in a new interpreter and
 prints one line ``RESULT {json}`` on stdout:
 
-* ``fid {ganmetrics,torch-fidelity,pytorch-fid} A B --weights W --peer-weights P``: FID of two
-  folders, as a user of that library would compute it (batch 50, 2 decoding workers);
+* ``fid {ganmetrics,torch-fidelity,pytorch-fid,torch-fidelity-tf32} A B --weights W --peer-weights P
+  [--device cuda]``: FID of two folders, as a user of that library would compute it (batch 50, 2
+  decoding workers).  On CUDA all run float32 with TF32 off (ganmetrics' own setting), so that they do
+  the same arithmetic and give the same FID; ``torch-fidelity-tf32`` is torch-fidelity with torch's
+  default instead (TF32 cuDNN convolutions on Ampere and later), to show what that default costs in FID;
 * ``stats {ganmetrics,numpy-cov} --n N``: mean and covariance of N seeded random feature vectors
   arriving in batches, streamed (``FeatureStats``) or kept and reduced with ``np.mean``/``np.cov``.
 
@@ -34,7 +37,7 @@ from pathlib import Path  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # tests/peers.py: torchvision import, peer weights, PNG folders
 
-from peers import import_torchvision, peer_state_dict, write_pngs  # noqa: E402, F401 - re-exported for the benchmarks
+from peers import import_peer, peer_state_dict, write_pngs  # noqa: E402, F401 - re-exported for the benchmarks
 
 RESULT_PREFIX = "RESULT "
 BATCH_SIZE = 50  # the end-to-end runs: pytorch-fid's default batch size, used by all three
@@ -103,38 +106,39 @@ def current_rss_mb() -> float:
 def fid_ganmetrics(a: str, b: str, args) -> float:
     import ganmetrics
 
-    return ganmetrics.fid(a, b, protocol=args.protocol, weights=args.weights, device="cpu",
+    return ganmetrics.fid(a, b, protocol=args.protocol, weights=args.weights, device=args.device,
                           batch_size=BATCH_SIZE, num_workers=NUM_WORKERS, progress=False)
 
 
 def fid_torch_fidelity(a: str, b: str, args) -> float:
-    import_torchvision()
     import multiprocessing
 
-    import torch_fidelity
+    torch_fidelity = import_peer("torch_fidelity")
 
     # torch-fidelity decodes with min(4, 2·cpu_count()) workers and has no option for it: report one
     # CPU so it uses 2, like the others (its only use of cpu_count in this code path).
     multiprocessing.cpu_count = lambda: NUM_WORKERS // 2
-    metrics = torch_fidelity.calculate_metrics(input1=a, input2=b, fid=True, cuda=False, cache=False,
+    metrics = torch_fidelity.calculate_metrics(input1=a, input2=b, fid=True, cuda=args.device == "cuda", cache=False,
                                                verbose=False, batch_size=BATCH_SIZE,
                                                feature_extractor_weights_path=args.peer_weights)
     return metrics["frechet_inception_distance"]
 
 
 def fid_pytorch_fid(a: str, b: str, args) -> float:
-    import_torchvision()
-    import pytorch_fid.inception
     import torch
-    from pytorch_fid.fid_score import calculate_fid_given_paths
+
+    calculate_fid_given_paths = import_peer("pytorch_fid.fid_score").calculate_fid_given_paths
+    import pytorch_fid.inception
 
     # pytorch-fid downloads its weights with load_state_dict_from_url: load the local .pth instead.
     pytorch_fid.inception.load_state_dict_from_url = lambda *_, **__: torch.load(args.peer_weights)
-    return calculate_fid_given_paths([a, b], batch_size=BATCH_SIZE, device="cpu", dims=2048,
+    return calculate_fid_given_paths([a, b], batch_size=BATCH_SIZE, device=args.device, dims=2048,
                                      num_workers=NUM_WORKERS)
 
 
-FID_IMPLS = {"ganmetrics": fid_ganmetrics, "torch-fidelity": fid_torch_fidelity, "pytorch-fid": fid_pytorch_fid}
+FID_IMPLS = {"ganmetrics": fid_ganmetrics, "torch-fidelity": fid_torch_fidelity, "pytorch-fid": fid_pytorch_fid,
+             "torch-fidelity-tf32": fid_torch_fidelity}
+TF32_IMPLS = {"torch-fidelity-tf32"}  # run with torch's default TF32 settings instead of float32
 
 
 def stats_ganmetrics(batches):
@@ -169,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     fid.add_argument("--weights", required=True, help="ganmetrics' weight file (the offline default_1.pt)")
     fid.add_argument("--peer-weights", required=True, help="the converted .pth for the peers")
     fid.add_argument("--protocol", default="tf", help="ganmetrics' protocol")
+    fid.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     stats = tasks.add_parser("stats")
     stats.add_argument("impl", choices=list(STATS_IMPLS))
     stats.add_argument("--n", type=int, default=50_000)
@@ -180,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {"torch_threads": torch.get_num_threads()}
     if args.task == "fid":
+        if args.impl not in TF32_IMPLS:
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        result["tf32"] = [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32]
         result["fid"] = float(FID_IMPLS[args.impl](args.a, args.b, args))
     else:
         import numpy as np

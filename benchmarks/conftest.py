@@ -10,7 +10,49 @@ if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
 
+import platform  # noqa: E402
+
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--bench-device", default="cpu", choices=("cpu", "cuda"),
+                     help="where ganmetrics and the peers run the networks and metrics (default: cpu)")
+
+
+@pytest.fixture(scope="session")
+def bench_device(request) -> str:
+    """``"cpu"`` or ``"cuda"`` (``--bench-device``); on CUDA every implementation runs float32 with TF32 off."""
+    device = request.config.getoption("--bench-device")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            pytest.fail("--bench-device cuda: torch sees no CUDA GPU on this machine")
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    return device
+
+
+def synchronize(device: str) -> None:
+    """Wait for the device's queued work, so a timed call includes it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def environment_line(device: str) -> str:
+    """torch version and the device's name (GPU model, CUDA and driver-facing versions)."""
+    parts = [f"torch {torch.__version__}"]
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        parts.append(f"GPU {props.name} ({props.total_memory / 2**30:.0f} GiB, {props.multi_processor_count} SMs), "
+                     f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, float32 with TF32 off")
+    else:
+        parts.append(f"CPU ({platform.machine()}), {torch.get_num_threads()} torch threads")
+    return "; ".join(parts)
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    output_json["ganmetrics_environment"] = environment_line(config.getoption("--bench-device"))
+
 
 _MEDIANS: dict[tuple[str, str], float] = {}
 

@@ -16,6 +16,21 @@ from ganmetrics.weights import find_offline_package_file  # noqa: E402
 from peers import peer_state_dict as build_peer_state_dict  # noqa: E402
 from peers import write_pngs  # noqa: E402 - the tests import it from here
 
+#: Tests that compare the CUDA path skip where torch sees no GPU (CI, developers' machines) and run
+#: on a GPU machine (``benchmarks/run_gpu.sh``); their results are recorded in benchmarks/README.md.
+requires_cuda = [pytest.mark.cuda,
+                 pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")]
+#: ``@pytest.mark.parametrize("device", DEVICES)``: the CPU always, CUDA where there is a GPU.
+DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
+
+
+@pytest.fixture
+def float32_cuda(monkeypatch):
+    """TF32 off in cuBLAS and cuDNN for the test, as ganmetrics runs: peers on a GPU then compute the same
+    float32 arithmetic (by default cuDNN convolutions use TF32 on Ampere and later GPUs)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+
 
 @pytest.fixture(scope="session")
 def offline_weights() -> Path:

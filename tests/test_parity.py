@@ -3,7 +3,9 @@
 Issue 2, "Done when": ``ganmetrics fid A B --json`` equals torch-fidelity (protocol ``tf``),
 pytorch-fid (``pytorch-fid``) and clean-fid (``clean``) within 1e-3.  The peers would download
 weights; each test hands them the local ones (see the comment in each test).  Folders: 20 + 20
-PNGs at 32×32 (``conftest.image_folders``), so each test runs the network on 80 images.
+PNGs at 32×32 (``conftest.image_folders``), so each test runs the network on 80 images.  Each test
+runs on the CPU and, where there is a GPU, on CUDA too (the peer and ganmetrics both on the GPU, in
+float32 with TF32 off: ``conftest.float32_cuda``).
 """
 
 from __future__ import annotations
@@ -14,50 +16,51 @@ import json
 import pytest
 import torch
 
+from conftest import DEVICES
 from ganmetrics.cli import main
 from peers import import_peer
 
 TOLERANCE = 1e-3
-pytestmark = pytest.mark.peer
+pytestmark = [pytest.mark.peer, pytest.mark.usefixtures("float32_cuda"), pytest.mark.parametrize("device", DEVICES)]
 
 
-def cli_fid(capsys, a, b, protocol, weights) -> dict:
+def cli_fid(capsys, a, b, protocol, weights, device) -> dict:
     code = main(["fid", str(a), str(b), "--json", "--protocol", protocol, "--weights", str(weights),
-                 "--num-workers", "0", "--batch-size", "16", "--no-progress"])
+                 "--num-workers", "0", "--batch-size", "16", "--no-progress", "--device", device])
     out = capsys.readouterr().out
     assert code == 0
     return json.loads(out)
 
 
-def test_tf_protocol_equals_torch_fidelity(capsys, image_folders, offline_weights, peer_weights_file):
+def test_tf_protocol_equals_torch_fidelity(capsys, image_folders, offline_weights, peer_weights_file, device):
     torch_fidelity = import_peer("torch_fidelity")
     a, b = image_folders
     # torch-fidelity takes a weights file through its own `feature_extractor_weights_path` option.
     theirs = torch_fidelity.calculate_metrics(
-        input1=str(a), input2=str(b), fid=True, cuda=False, cache=False, verbose=False, batch_size=16,
+        input1=str(a), input2=str(b), fid=True, cuda=device == "cuda", cache=False, verbose=False, batch_size=16,
         feature_extractor_weights_path=str(peer_weights_file),
     )["frechet_inception_distance"]
-    ours = cli_fid(capsys, a, b, "tf", offline_weights)
+    ours = cli_fid(capsys, a, b, "tf", offline_weights, device)
     assert ours["num_samples"] == [20, 20]
     assert ours["fid"] == pytest.approx(theirs, abs=TOLERANCE)
     assert ours["fid"] > 10  # the two sets really differ, so the comparison means something
 
 
 def test_pytorch_fid_protocol_equals_pytorch_fid(capsys, monkeypatch, image_folders, offline_weights,
-                                                 peer_state_dict):
+                                                 peer_state_dict, device):
     fid_score = import_peer("pytorch_fid.fid_score")
     import pytorch_fid.inception
 
     # pytorch-fid fetches its weights with load_state_dict_from_url: return the local state dict.
     monkeypatch.setattr(pytorch_fid.inception, "load_state_dict_from_url", lambda *a, **k: peer_state_dict)
     a, b = image_folders
-    theirs = fid_score.calculate_fid_given_paths([str(a), str(b)], batch_size=16, device="cpu", dims=2048,
+    theirs = fid_score.calculate_fid_given_paths([str(a), str(b)], batch_size=16, device=device, dims=2048,
                                                  num_workers=0)
-    ours = cli_fid(capsys, a, b, "pytorch-fid", offline_weights)
+    ours = cli_fid(capsys, a, b, "pytorch-fid", offline_weights, device)
     assert ours["fid"] == pytest.approx(theirs, abs=TOLERANCE)
 
 
-def test_clean_protocol_equals_clean_fid(capsys, monkeypatch, tmp_path, image_folders, offline_weights):
+def test_clean_protocol_equals_clean_fid(capsys, monkeypatch, tmp_path, image_folders, offline_weights, device):
     cleanfid_fid = import_peer("cleanfid.fid")
     import cleanfid.features
     from cleanfid.inception_torchscript import InceptionV3W
@@ -71,6 +74,6 @@ def test_clean_protocol_equals_clean_fid(capsys, monkeypatch, tmp_path, image_fo
                         lambda path, download, resize_inside: local(resize_inside=resize_inside))
     a, b = image_folders
     theirs = cleanfid_fid.compute_fid(str(a), str(b), mode="clean", num_workers=0, batch_size=16,
-                                      device=torch.device("cpu"), use_dataparallel=False, verbose=False)
-    ours = cli_fid(capsys, a, b, "clean", offline_weights)
+                                      device=torch.device(device), use_dataparallel=False, verbose=False)
+    ours = cli_fid(capsys, a, b, "clean", offline_weights, device)
     assert ours["fid"] == pytest.approx(theirs, abs=TOLERANCE)
