@@ -34,6 +34,11 @@ same group (> 1: ganmetrics is faster). Regenerate with:
 python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json
 python -m benchmarks.report benchmarks/results-cpu.json -o benchmarks/README.md
 ```
+
+On a CUDA machine, `bash benchmarks/run_gpu.sh OUT` runs the CUDA tests and the same suites with
+`--bench-device cuda` (all libraries in float32 with TF32 off; the end-to-end folders at the full
+1,000 + 1,000 and 500 + 500 PNGs) and writes `OUT/results-gpu.json`; pass it to the report after
+the CPU file to add its section.
 """
 
 
