@@ -624,16 +624,17 @@ def _generator_source(G: Callable, *, num_samples: int | None, batch_size: int, 
 
     def iterate() -> Iterator[ImageBatch]:
         rng = torch.Generator().manual_seed(seed)
+        latents = torch.randn(num_samples, z_dim, generator=rng)  # 50,000 × 512 float32: 100 MB
+        labels = torch.randint(0, num_classes or c_dim, (num_samples,), generator=rng) if num_classes or c_dim \
+            else None
         done = 0
         while done < num_samples:
             size = min(batch_size, num_samples - done)
-            z = torch.randn(size, z_dim, generator=rng)
-            args = [z.to(target, dtype)]
+            args = [latents[done:done + size].to(target, dtype)]
             if num_classes:
-                args.append(torch.randint(0, num_classes, (size,), generator=rng).to(target))
+                args.append(labels[done:done + size].to(target))
             elif c_dim:  # StyleGAN2-ADA convention: one-hot float labels
-                labels = torch.randint(0, c_dim, (size,), generator=rng)
-                args.append(torch.nn.functional.one_hot(labels, c_dim).to(target, dtype))
+                args.append(torch.nn.functional.one_hot(labels[done:done + size], c_dim).to(target, dtype))
             with torch.no_grad():
                 out = G(*args)
             what = f"generator {name} (batch of {size} starting at sample {done})"
@@ -722,11 +723,11 @@ def open_source(source: Any, *, num_samples: int | None = None, batch_size: int 
     this process) and yielded on the CPU; tensors and generator samples are yielded on
     ``device`` (default: where the tensor / the module's parameters live).
 
-    Generators: ``z ~ N(0, I)`` ``[batch, z_dim]`` (and labels) are drawn on the CPU from
-    ``torch.Generator().manual_seed(seed)`` batch after batch, so the images do not depend on
-    the device, and the same ``seed`` *and* ``batch_size`` give the same images (another
-    batch size draws other latents).  ``G`` is called under ``torch.no_grad()``; its
-    train/eval mode is left as it is.
+    Generators: all latents ``z ~ N(0, I)`` ``[num_samples, z_dim]``, then all labels, are drawn
+    on the CPU from ``torch.Generator().manual_seed(seed)`` before the first batch, so the images
+    depend on the seed alone — not on the device or the batch size — and are exactly those of a
+    zoo model's ``G.sample(num_samples, seed)`` (``ganmetrics sample`` writes them as PNGs).
+    ``G`` is called under ``torch.no_grad()``; its train/eval mode is left as it is.
     """
     batch_size = _check_count(batch_size, "batch_size", minimum=1)
     if num_samples is not None:
