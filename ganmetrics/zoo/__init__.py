@@ -1,0 +1,10 @@
+"""The reference zoo: compact, faithful DCGAN through StyleGAN2 at 32×32 (see docs and ../shared/ZOO.md)."""
+
+from __future__ import annotations
+
+from .base import Generator
+from .config import ModelConfig, config_from_dict
+from .registry import ModelSpec, build, default_config, get_spec, model_names, register
+
+__all__ = ["Generator", "ModelConfig", "ModelSpec", "build", "config_from_dict", "default_config", "get_spec",
+           "model_names", "register"]
