@@ -95,6 +95,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_comparison(evaluate)
     _add_common(evaluate)
 
+    dataset = commands.add_parser("dataset", help="write a built-in image set as PNG files",
+                                  description="Render N images of a built-in set (e.g. shapes32, the zoo's training "
+                                              "set) into DIR/<class>/NNNNNN.png.")
+    dataset.add_argument("name", metavar="NAME", help="shapes32 or shapes64")
+    dataset.add_argument("-n", "--num-images", type=_positive_int, required=True)
+    dataset.add_argument("-o", "--output", required=True, metavar="DIR")
+    dataset.add_argument("--seed", type=int, default=0, help="which set (image i is a function of seed and i)")
+    dataset.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    sample = commands.add_parser("sample", help="write samples of a zoo model (or a checkpoint) as PNG files",
+                                 description="Generate N images with a trained zoo model and save them as PNGs, "
+                                             "quantised exactly as the metrics quantise a generator's output.")
+    sample.add_argument("model", metavar="MODEL", help="a zoo model name (dcgan ... stylegan2)")
+    sample.add_argument("-n", "--num-images", type=_positive_int, required=True)
+    sample.add_argument("-o", "--output", required=True, metavar="DIR")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--truncation", type=float, default=None,
+                        help="BigGAN: truncated-normal threshold; StyleGANs: ψ in W (default: none)")
+    sample.add_argument("--label", type=int, default=None, help="class of every sample (conditional models)")
+    sample.add_argument("--checkpoint", default=None, metavar="PATH",
+                        help="a training checkpoint or exported model instead of the shipped one")
+    sample.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    sample.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    from .train.options import add_train_arguments
+
+    train = commands.add_parser("train", help="train a zoo model (multi-GPU: torchrun -m ganmetrics.train)",
+                                description="Train a zoo model with the built-in DDP loop; resumes from "
+                                            "OUT/checkpoint.pt. For several processes run "
+                                            "`torchrun --nproc-per-node K -m ganmetrics.train MODEL ...`.")
+    add_train_arguments(train)
+
     demo = commands.add_parser("demo", help="FID between two built-in image sets (no data needed)",
                                description="Render two small built-in image sets (crisp shapes vs. blurred, "
                                            "noisy ones) and print their FID.")
@@ -190,7 +222,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"fid": cmd_fid, "stats": cmd_stats, "eval": cmd_eval, "demo": cmd_demo}
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from .data.builtin import CLASS_NAMES, dataset_size, render_image
+    from .imageio import save_png
+
+    size, out = dataset_size(args.name), Path(args.output)
+    for index in range(args.num_images):
+        image, label = render_image(args.seed, index, size)
+        save_png(out / f"{label}_{CLASS_NAMES[label]}" / f"{index:06d}.png", image)
+    result = {"dataset": args.name, "num_images": args.num_images, "seed": args.seed, "output": str(out)}
+    _emit(result, args.json, f"wrote {args.num_images} images of {args.name} (seed {args.seed}) to {out}")
+    return EXIT_OK
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .imageio import save_png
+    from .sources import quantize
+    from .zoo.checkpoints import generator_from_checkpoint, load
+
+    generator = generator_from_checkpoint(args.checkpoint) if args.checkpoint else load(args.model)
+    generator = generator.to(args.device or "cpu")
+    out, index = Path(args.output), 0
+    for images in generator.iter_samples(args.num_images, seed=args.seed, truncation=args.truncation,
+                                         labels=args.label):
+        for image in quantize(images).permute(0, 2, 3, 1).cpu().numpy():
+            save_png(out / f"{index:06d}.png", image)
+            index += 1
+    result = {"model": args.model, "num_images": args.num_images, "seed": args.seed, "truncation": args.truncation,
+              "output": str(out)}
+    _emit(result, args.json, f"wrote {args.num_images} samples of {args.model} (seed {args.seed}) to {out}")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.loop import train
+    from .train.options import config_from_args
+
+    state = train(config_from_args(args))
+    result = {"model": args.model, "steps": state.step, "seconds": round(state.elapsed_seconds, 1),
+              "history": state.history}
+    last = f", FID {state.history[-1]['fid']:.3f}" if state.history and state.history[-1]["fid"] is not None else ""
+    _emit(result, getattr(args, "json", False), f"trained {args.model} to step {state.step}{last}")
+    return EXIT_OK
+
+
+COMMANDS = {"fid": cmd_fid, "stats": cmd_stats, "eval": cmd_eval, "dataset": cmd_dataset, "sample": cmd_sample,
+            "train": cmd_train, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,3 +31,7 @@ class StatsError(GanmetricsError, ValueError):
 
 class ProtocolError(GanmetricsError, ValueError):
     """An unknown protocol name, or two statistics computed under different protocols."""
+
+
+class CheckpointError(GanmetricsError):
+    """A training checkpoint or a shipped model checkpoint is missing, corrupted or of another model."""

@@ -1,0 +1,78 @@
+"""torch.distributed set-up for the trainer: one code path for one process and for torchrun.
+
+Under ``torchrun`` the environment gives ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` (and the
+rendezvous address); without it the trainer still runs as a process group of one (an in-memory
+store), so DDP, all-reduces and barriers are the same code either way.  The backend is NCCL with
+CUDA and gloo on the CPU.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    #: True when this module created the process group (and so destroys it)
+    owns_group: bool
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str | None = None) -> World:
+    """Join (or create) the process group; the device is ``cuda:LOCAL_RANK`` with CUDA, else the CPU."""
+    launched = "WORLD_SIZE" in os.environ and "RANK" in os.environ
+    rank = int(os.environ.get("RANK", 0)) if launched else 0
+    local_rank = int(os.environ.get("LOCAL_RANK", rank)) if launched else 0
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    target = torch.device(device)
+    if target.type == "cuda":
+        target = torch.device("cuda", local_rank if target.index is None else target.index)
+        torch.cuda.set_device(target)
+    backend = "nccl" if target.type == "cuda" else "gloo"
+    owns = not dist.is_initialized()
+    if owns:
+        timeout = datetime.timedelta(minutes=30)
+        if launched:
+            dist.init_process_group(backend, timeout=timeout)
+        else:
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1, timeout=timeout)
+    return World(dist.get_rank(), dist.get_world_size(), local_rank, target, owns)
+
+
+def teardown(world: World) -> None:
+    if world.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_gather_objects(value, world: World) -> list:
+    """``[value of rank 0, value of rank 1, ...]`` on every rank (picklable Python values)."""
+    out = [None] * world.world_size
+    dist.all_gather_object(out, value)
+    return out
+
+
+def broadcast_buffers(module: torch.nn.Module, source: int = 0) -> None:
+    """Copy rank ``source``'s buffers (BatchNorm statistics, StyleGAN's mean w, spectral-norm vectors) to every rank.
+
+    Parameters stay equal under DDP by construction; buffers are updated from each rank's own batch,
+    so without this the ranks (and their EMA copies) would drift apart.
+    """
+    for buffer in module.buffers():
+        dist.broadcast(buffer, source)
+
+
+def barrier() -> None:
+    dist.barrier()

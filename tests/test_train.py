@@ -1,0 +1,139 @@
+"""The trainer end to end: exact resume, two gloo processes under torchrun, clear errors.
+
+Runs are tiny (64 training images, batch 4–8, a few steps) so that the file stays well under a minute
+on 2 CPU cores; what is checked is bit-for-bit equality, which does not need long runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganmetrics.cli import main
+from ganmetrics.train import TrainConfig, train
+from ganmetrics.train.checkpoint import CHECKPOINT_NAME, load_training_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+#: (model, batch size, extra config) — small and fast, yet each exercises its own loss and regulariser
+CASES = {
+    "dcgan": (8, {}),  # BatchNorm in G and D, non-saturating loss
+    "wgan_gp": (4, {"d_steps": 2}),  # gradient penalty, several D steps
+    "stylegan2": (4, {"r1_interval": 2}),  # lazy R1 every 2nd D step, style mixing, noise inputs, EMA half-life
+}
+
+
+def config(model: str, out: Path, steps: int, **kwargs) -> TrainConfig:
+    batch, overrides = CASES[model]
+    return TrainConfig(model=model, data="shapes32", num_images=64, out=str(out), steps=steps, batch_size=batch,
+                       checkpoint_every=2, fid_every=-1, progress=False, seed=5, model_overrides=overrides, **kwargs)
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    """Networks, EMA, optimisers and counters equal bit for bit."""
+    assert (a["step"], a["d_step"]) == (b["step"], b["d_step"])
+    for key in ("G", "D", "G_ema"):
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"
+    for key in ("opt_G", "opt_D"):
+        for index, state in a[key]["state"].items():
+            for name, value in state.items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(b[key]["state"][index][name])), \
+                    f"{key} state {index}.{name} differs"
+
+
+@pytest.mark.parametrize("model", list(CASES))
+def test_resumed_run_equals_uninterrupted_run(tmp_path, model):
+    straight = train(config(model, tmp_path / "straight", steps=4))
+    assert straight.step == 4
+    train(config(model, tmp_path / "resumed", steps=2))
+    train(config(model, tmp_path / "resumed", steps=4))  # continues from the step-2 checkpoint
+    assert_same_state(load_training_checkpoint(tmp_path / "straight" / CHECKPOINT_NAME),
+                      load_training_checkpoint(tmp_path / "resumed" / CHECKPOINT_NAME))
+
+
+def test_training_changes_the_networks_and_logs(tmp_path):
+    train(config("dcgan", tmp_path / "run", steps=2))
+    first = load_training_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    train(config("dcgan", tmp_path / "run", steps=4))
+    second = load_training_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    changed = [name for name in first["G"] if not torch.equal(first["G"][name], second["G"][name])]
+    assert changed, "two more steps left G unchanged"
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 4 and "loss_d" in records[-1] and "loss_g" in records[-1]
+
+
+def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+                           "--standalone", "-m", "ganmetrics.train", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def torchrun_args(out: Path, steps: int) -> list[str]:
+    return ["dcgan", "--data", "shapes32", "--num-images", "64", "--batch-size", "4", "--steps", str(steps),
+            "--checkpoint-every", "2", "--fid-every", "-1", "--seed", "5", "--out", str(out), "--no-progress",
+            "--device", "cpu"]
+
+
+def test_two_gloo_processes_stay_in_sync_and_resume_exactly(tmp_path):
+    """torchrun with 2 processes: every checkpoint checks that both ranks hold identical networks (else the run
+    fails), and a run stopped at step 2 and resumed ends exactly where an uninterrupted one does."""
+    straight = torchrun(*torchrun_args(tmp_path / "straight", 4))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    first = torchrun(*torchrun_args(tmp_path / "resumed", 2))
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = torchrun(*torchrun_args(tmp_path / "resumed", 4))
+    assert second.returncode == 0, second.stderr[-3000:]
+    a = load_training_checkpoint(tmp_path / "straight" / CHECKPOINT_NAME)
+    b = load_training_checkpoint(tmp_path / "resumed" / CHECKPOINT_NAME)
+    assert a["world_size"] == b["world_size"] == 2 and len(a["rng"]) == 2
+    assert_same_state(a, b)
+
+
+def test_two_processes_differ_from_one_only_by_the_data_split(tmp_path):
+    """Sanity of the comparison above: the same run on 1 process (other data split and noise) ends elsewhere."""
+    two = torchrun(*torchrun_args(tmp_path / "two", 2))
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = torchrun(*torchrun_args(tmp_path / "one", 2), nproc=1)
+    assert one.returncode == 0, one.stderr[-3000:]
+    a = load_training_checkpoint(tmp_path / "two" / CHECKPOINT_NAME)
+    b = load_training_checkpoint(tmp_path / "one" / CHECKPOINT_NAME)
+    assert any(not torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
+
+
+def test_resuming_with_another_process_count_is_refused(tmp_path):
+    train(config("dcgan", tmp_path / "run", steps=2))
+    result = torchrun(*torchrun_args(tmp_path / "run", 4))
+    assert result.returncode != 0
+    assert "written by 1 process(es); resume it with as many" in result.stderr
+
+
+def test_corrupted_checkpoint_is_a_clear_cli_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / CHECKPOINT_NAME).write_bytes(b"PK\x03\x04 not really a checkpoint")
+    code = main(["train", "dcgan", "--data", "shapes32", "--num-images", "64", "--steps", "1", "--out", str(out),
+                 "--no-progress", "--fid-every", "-1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot read checkpoint" in err and str(out / CHECKPOINT_NAME) in err
+    assert "Traceback" not in err
+
+
+def test_conditional_model_on_unlabelled_data_is_refused(tmp_path, capsys):
+    images = tmp_path / "flat"
+    assert main(["dataset", "shapes32", "-n", "20", "-o", str(tmp_path / "classes")]) == 0
+    images.mkdir()
+    for i, path in enumerate(sorted((tmp_path / "classes").rglob("*.png"))):
+        path.rename(images / f"{i:03d}.png")
+    code = main(["train", "biggan", "--data", str(images), "--steps", "1", "--out", str(tmp_path / "run"),
+                 "--no-progress", "--fid-every", "-1"])
+    assert code == 2
+    assert "has no labels; pass --num-classes 0" in capsys.readouterr().err
