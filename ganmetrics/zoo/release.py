@@ -1,0 +1,101 @@
+"""Make a shipped checkpoint: train a zoo model, measure it, export it, record it.
+
+    python -m ganmetrics.zoo.release MODEL --steps N [--reference STATS] [--fid-samples 2000]
+
+1. trains ``MODEL`` on the built-in ``shapes32`` set with the zoo's trainer into ``runs/zoo/MODEL``
+   (resumable: rerun with more ``--steps`` to continue);
+2. measures the FID (protocol ``tf``, ``--fid-samples`` samples, seed 0) of the generator as
+   initialised (the same seed's weights before any step) and of the trained EMA generator, against
+   ``--reference`` (default: the bundled ``shapes32`` statistics);
+3. exports the EMA generator to ``ganmetrics/zoo/checkpoints/MODEL.pt`` and updates ``manifest.json``
+   (steps, images seen, wall time, machine, seed, SHA-256, both FIDs and whether the trained FID is
+   under half the initial one);
+4. writes an 8×8 grid of samples (seed 0) to ``docs/zoo/MODEL.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..imageio import save_png
+from ..metrics.fid import fid
+from ..sources import quantize
+from ..train import TrainConfig, train
+from ..train.checkpoint import CHECKPOINT_NAME
+from .base import Generator
+from .checkpoints import (
+    CHECKPOINT_DIR,
+    export_generator,
+    generator_from_checkpoint,
+    read_manifest,
+    write_manifest,
+)
+from .registry import build, default_config, model_names
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_REFERENCE = "shapes32"
+
+
+def initial_generator(model: str, seed: int, overrides: dict) -> Generator:
+    """The generator exactly as the trainer initialises it (same seed, same config), in eval mode."""
+    torch.manual_seed(seed)
+    generator, _, _ = build(model, default_config(model, **overrides))
+    return generator.eval()
+
+
+def sample_grid(generator: Generator, rows: int = 8, seed: int = 0) -> np.ndarray:
+    """uint8 ``[rows·R, rows·R, 3]``: ``rows²`` samples, quantised as the metrics do."""
+    images = quantize(generator.sample(rows * rows, seed=seed)).permute(0, 2, 3, 1).cpu().numpy()
+    size = images.shape[1]
+    return images.reshape(rows, rows, size, size, 3).transpose(0, 2, 1, 3, 4).reshape(rows * size, rows * size, 3)
+
+
+def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_samples: int = 2000, seed: int = 0,
+            overrides: dict | None = None, num_images: int | None = None, runs: Path = Path("runs/zoo"),
+            checkpoints: Path = CHECKPOINT_DIR, docs: Path = REPO / "docs" / "zoo") -> dict:
+    """Steps 1–4 of the module docstring for one model; returns its manifest entry."""
+    overrides = dict(overrides or {})
+    out = runs / model
+    train(TrainConfig(model=model, data="shapes32", out=str(out), steps=steps, seed=seed, fid_every=-1,
+                      model_overrides=overrides, num_images=num_images))
+    trained = generator_from_checkpoint(out / CHECKPOINT_NAME)
+    scores = {}
+    for name, generator in (("fid_init", initial_generator(model, seed, overrides)), ("fid_trained", trained)):
+        scores[name] = fid(generator, reference, num_samples=fid_samples, seed=0, batch_size=100, device="cpu",
+                           progress=True)
+        print(f"{model}: {name} = {scores[name]:.3f}", file=sys.stderr)
+    entry = export_generator(out / CHECKPOINT_NAME, checkpoints / f"{model}.pt", extra={
+        **scores, "fid_samples": fid_samples, "fid_reference": reference, "fid_protocol": "tf",
+        "trained_under_half_of_init": scores["fid_trained"] < scores["fid_init"] / 2,
+    })
+    entries = read_manifest(checkpoints)
+    entries[model] = entry
+    write_manifest([entries[name] for name in model_names() if name in entries], checkpoints)
+    save_png(docs / f"{model}.png", sample_grid(trained))
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m ganmetrics.zoo.release", description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=model_names())
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--reference", default=DEFAULT_REFERENCE)
+    parser.add_argument("--fid-samples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", default="{}", metavar="JSON", help="model config overrides")
+    args = parser.parse_args(argv)
+    entry = release(args.model, args.steps, reference=args.reference, fid_samples=args.fid_samples, seed=args.seed,
+                    overrides=json.loads(args.set))
+    print(json.dumps({k: v for k, v in entry.items() if k != "config"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The release procedure of shipped checkpoints, at toy sizes (2 steps, FID on 20 samples)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ganmetrics.data.builtin import render_dataset
+from ganmetrics.features import compute_stats
+from ganmetrics.train import TrainConfig, distributed
+from ganmetrics.train.loop import Trainer
+from ganmetrics.zoo.checkpoints import load, read_manifest
+from ganmetrics.zoo.release import initial_generator, release
+
+
+def test_initial_generator_is_the_trainers_step_zero(tmp_path):
+    world = distributed.setup("cpu")
+    try:
+        trainer = Trainer(TrainConfig(model="sngan", num_images=64, out=str(tmp_path), seed=7, progress=False), world)
+        state = trainer.G.module.state_dict()
+    finally:
+        distributed.teardown(world)
+    initial = initial_generator("sngan", 7, {}).state_dict()
+    assert state.keys() == initial.keys()
+    assert all(torch.equal(state[k], initial[k]) for k in state)
+
+
+def test_release_trains_measures_exports_and_records(tmp_path, offline_weights):
+    images, _ = render_dataset("shapes32", 20, seed=9)
+    reference = tmp_path / "reference.npz"
+    compute_stats(images, weights=str(offline_weights), progress=False).save(reference)
+    entry = release("dcgan", 2, reference=str(reference), fid_samples=20, num_images=64, runs=tmp_path / "runs",
+                    checkpoints=tmp_path / "checkpoints", docs=tmp_path / "docs")
+    assert entry["steps"] == 2 and entry["fid_samples"] == 20 and entry["fid_protocol"] == "tf"
+    assert entry["fid_init"] > 0 and entry["fid_trained"] > 0 and entry["fid_init"] != entry["fid_trained"]
+    assert entry["trained_under_half_of_init"] == (entry["fid_trained"] < entry["fid_init"] / 2)
+    assert read_manifest(tmp_path / "checkpoints")["dcgan"]["sha256"] == entry["sha256"]
+    assert load("dcgan", folder=tmp_path / "checkpoints").resolution == 32
+    grid = np.asarray(Image.open(tmp_path / "docs" / "dcgan.png"))
+    assert grid.shape == (256, 256, 3) and grid.std() > 0
