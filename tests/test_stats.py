@@ -170,6 +170,18 @@ def test_save_load_round_trip(tmp_path, keep_features):
     assert again.meta == loaded.meta
 
 
+def test_compact_files_store_sigma_as_float32(tmp_path):
+    stats, full = saved_stats(tmp_path, keep_features=False)
+    compact = stats.save(tmp_path / "compact.npz", compact=True)
+    with np.load(compact, allow_pickle=False) as data:
+        assert data["sigma"].dtype == np.float32 and data["mu"].dtype == np.float64
+    loaded = load_stats(compact)
+    assert loaded.sigma.dtype == np.float64 and loaded.meta["sigma_dtype"] == "float32"
+    np.testing.assert_array_equal(loaded.sigma, stats.sigma.astype(np.float32).astype(np.float64))
+    np.testing.assert_array_equal(loaded.mu, stats.mu)
+    assert "sigma_dtype" not in load_stats(loaded.save(tmp_path / "full.npz")).meta  # saved in full again
+
+
 def test_file_layout(tmp_path):
     """Keys and dtypes as DESIGN.md §4 says; meta is a plain (unpickled) JSON string."""
     _, path = saved_stats(tmp_path, keep_features=True)
