@@ -20,6 +20,7 @@ of its latents (noise comes from a fixed buffer per layer, StyleGAN2-ADA's ``noi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -336,3 +337,39 @@ def check_resolution(resolution: int) -> int:
     if resolution < 8 or resolution != 1 << log2:
         raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
     return log2
+
+
+class StyleDiscriminator(nn.Module):
+    """The StyleGAN family's discriminator frame: ``D(x) -> logits [N]``, unconditional.
+
+    A 1×1 fromRGB at full resolution (equalised lr, leaky ReLU), one ``block(width)`` per halving down
+    to 4×4, then the 4×4 epilogue with minibatch stddev.  StyleGAN and StyleGAN2 differ only in the
+    block (ProGAN-style vs residual).
+    """
+
+    def __init__(self, block: Callable[[int], nn.Module], width: int, resolution: int, mbstd_group_size: int,
+                 model_name: str) -> None:
+        super().__init__()
+        log2 = check_resolution(resolution)
+        self.resolution = resolution
+        self.model_name = model_name
+        self.from_rgb = EqualConv2d(3, width, 1)
+        self.blocks = nn.ModuleList(block(width) for _ in range(log2 - 2))
+        self.epilogue = DiscriminatorEpilogue(width, 4, mbstd_group_size)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is not None:
+            raise ValueError(f"{self.model_name}'s discriminator is unconditional: it takes no labels")
+        x = leaky_relu(self.from_rgb(x))
+        for block in self.blocks:
+            x = block(x)
+        return self.epilogue(x)
+
+
+def unconditional_config(config, config_class: type, model_name: str):
+    """``config`` after checking it is a ``config_class`` with ``num_classes == 0``."""
+    if not isinstance(config, config_class):
+        raise TypeError(f"{model_name} needs a {config_class.__name__}, got {type(config).__name__}")
+    if config.num_classes:
+        raise ValueError(f"{model_name} is unconditional: num_classes must be 0")
+    return config

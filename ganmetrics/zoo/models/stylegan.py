@@ -25,13 +25,14 @@ from ..style_layers import (
     MAPPING_LR_MUL,
     W_AVG_BETA,
     AdaIN,
-    DiscriminatorEpilogue,
     EqualConv2d,
     MappingNetwork,
     NoiseInjection,
+    StyleDiscriminator,
     check_resolution,
     downsample_2x,
     leaky_relu,
+    unconditional_config,
     upsample_2x,
 )
 
@@ -142,7 +143,7 @@ class StyleGANDiscriminatorBlock(nn.Module):
         return leaky_relu(self.conv1(downsample_2x(leaky_relu(self.conv0(x)))))
 
 
-class StyleGANDiscriminator(nn.Module):
+class StyleGANDiscriminator(StyleDiscriminator):
     """StyleGAN's discriminator at a fixed resolution: ``D(x) -> logits [N]``.
 
     The paper trains D progressively (ProGAN's D with bilinear downsampling).  At 32×32 this zoo uses
@@ -152,28 +153,11 @@ class StyleGANDiscriminator(nn.Module):
     """
 
     def __init__(self, width: int = 64, resolution: int = 32, mbstd_group_size: int = 4) -> None:
-        super().__init__()
-        log2 = check_resolution(resolution)
-        self.resolution = resolution
-        self.from_rgb = EqualConv2d(3, width, 1)
-        self.blocks = nn.ModuleList(StyleGANDiscriminatorBlock(width) for _ in range(log2 - 2))
-        self.epilogue = DiscriminatorEpilogue(width, 4, mbstd_group_size)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if labels is not None:
-            raise ValueError("StyleGAN's discriminator is unconditional: it takes no labels")
-        x = leaky_relu(self.from_rgb(x))
-        for block in self.blocks:
-            x = block(x)
-        return self.epilogue(x)
+        super().__init__(StyleGANDiscriminatorBlock, width, resolution, mbstd_group_size, "StyleGAN")
 
 
 def _stylegan_config(config: ModelConfig) -> StyleGANConfig:
-    if not isinstance(config, StyleGANConfig):
-        raise TypeError(f"StyleGAN needs a StyleGANConfig, got {type(config).__name__}")
-    if config.num_classes:
-        raise ValueError("StyleGAN is unconditional: num_classes must be 0")
-    return config
+    return unconditional_config(config, StyleGANConfig, "StyleGAN")
 
 
 def build_generator(config: ModelConfig) -> StyleGANGenerator:

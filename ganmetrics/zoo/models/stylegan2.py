@@ -28,14 +28,15 @@ from ..registry import ModelSpec, register
 from ..style_layers import (
     MAPPING_LR_MUL,
     W_AVG_BETA,
-    DiscriminatorEpilogue,
     EqualConv2d,
     MappingNetwork,
     ModulatedConv2d,
     NoiseInjection,
+    StyleDiscriminator,
     check_resolution,
     downsample_2x,
     leaky_relu,
+    unconditional_config,
     upsample_2x,
 )
 
@@ -163,7 +164,7 @@ class ResidualDiscriminatorBlock(nn.Module):
         return (shortcut + x) * math.sqrt(0.5)
 
 
-class StyleGAN2Discriminator(nn.Module):
+class StyleGAN2Discriminator(StyleDiscriminator):
     """StyleGAN2's residual discriminator: ``D(x) -> logits [N]``.
 
     1×1 fromRGB at full resolution, one residual block per resolution 32 → 16 → 8 → 4, then the 4×4
@@ -171,28 +172,11 @@ class StyleGAN2Discriminator(nn.Module):
     """
 
     def __init__(self, width: int = 48, resolution: int = 32, mbstd_group_size: int = 4) -> None:
-        super().__init__()
-        log2 = check_resolution(resolution)
-        self.resolution = resolution
-        self.from_rgb = EqualConv2d(3, width, 1)
-        self.blocks = nn.ModuleList(ResidualDiscriminatorBlock(width) for _ in range(log2 - 2))
-        self.epilogue = DiscriminatorEpilogue(width, 4, mbstd_group_size)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if labels is not None:
-            raise ValueError("StyleGAN2's discriminator is unconditional: it takes no labels")
-        x = leaky_relu(self.from_rgb(x))
-        for block in self.blocks:
-            x = block(x)
-        return self.epilogue(x)
+        super().__init__(ResidualDiscriminatorBlock, width, resolution, mbstd_group_size, "StyleGAN2")
 
 
 def _stylegan2_config(config: ModelConfig) -> StyleGAN2Config:
-    if not isinstance(config, StyleGAN2Config):
-        raise TypeError(f"StyleGAN2 needs a StyleGAN2Config, got {type(config).__name__}")
-    if config.num_classes:
-        raise ValueError("StyleGAN2 is unconditional: num_classes must be 0")
-    return config
+    return unconditional_config(config, StyleGAN2Config, "StyleGAN2")
 
 
 def build_generator(config: ModelConfig) -> StyleGAN2Generator:
