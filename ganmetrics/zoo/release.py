@@ -16,7 +16,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +42,18 @@ from .registry import build, default_config, model_names
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_REFERENCE = "shapes32"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (``fcntl.flock``) on ``path`` for the duration."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def initial_generator(model: str, seed: int, overrides: dict) -> Generator:
@@ -73,9 +88,10 @@ def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_s
         **scores, "fid_samples": fid_samples, "fid_reference": reference, "fid_protocol": "tf",
         "trained_under_half_of_init": scores["fid_trained"] < scores["fid_init"] / 2,
     })
-    entries = read_manifest(checkpoints)
-    entries[model] = entry
-    write_manifest([entries[name] for name in model_names() if name in entries], checkpoints)
+    with _locked(checkpoints / ".manifest.lock"):  # releases of several models may run at once
+        entries = read_manifest(checkpoints)
+        entries[model] = entry
+        write_manifest([entries[name] for name in model_names() if name in entries], checkpoints)
     save_png(docs / f"{model}.png", sample_grid(trained))
     return entry
 
