@@ -12,10 +12,14 @@ Public API (DESIGN.md §5)::
     gm.ms_ssim(x, y); gm.ms_ssim_diversity(gen)   # Progressive GAN's MS-SSIM
     gm.swd(gen, real)                  # Progressive GAN's Laplacian-pyramid SWD (×1e3)
     gm.evaluate(gen, real, metrics=("fid", "kid", "is", "swd", "ms_ssim"))   # one pass for all
+    gm.zoo.load("dcgan")               # a trained reference generator (gm.zoo, gm.train, gm.data load on use)
 """
+
+import importlib
 
 from ._version import __version__
 from .errors import (
+    CheckpointError,
     GanmetricsError,
     InputError,
     ProtocolError,
@@ -34,6 +38,7 @@ from .metrics.swd import swd
 from .stats import FeatureStats, load_stats
 
 __all__ = [
+    "CheckpointError",
     "FeatureStats",
     "GanmetricsError",
     "InputError",
@@ -53,3 +58,12 @@ __all__ = [
     "swd",
     "load_stats",
 ]
+
+#: subpackages imported on first use, so that ``import ganmetrics`` stays light
+_LAZY_SUBPACKAGES = ("zoo", "train", "data")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ganmetrics' has no attribute {name!r}")

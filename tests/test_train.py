@@ -25,6 +25,7 @@ CASES = {
     "dcgan": (8, {}),  # BatchNorm in G and D, non-saturating loss
     "wgan_gp": (4, {"d_steps": 2}),  # gradient penalty, several D steps
     "stylegan2": (4, {"r1_interval": 2}),  # lazy R1 every 2nd D step, style mixing, noise inputs, EMA half-life
+    "biggan": (4, {}),  # labels, spectral-norm buffers in G and D, attention, hierarchical z, 2 D steps
 }
 
 

@@ -102,3 +102,15 @@ def test_sample_cli_without_shipped_model_is_a_clear_error(tmp_path, capsys, mon
     code = main(["sample", "stylegan2", "-n", "2", "-o", str(tmp_path / "out")])
     assert code == 2
     assert "no trained checkpoint of 'stylegan2'" in capsys.readouterr().err
+
+
+def test_zoo_and_train_are_reachable_from_the_top_level_package():
+    """``import ganmetrics; ganmetrics.zoo.load(...)`` as the docs write it (a fresh interpreter: nothing imported)."""
+    import subprocess
+    import sys
+
+    code = ("import ganmetrics, sys; assert 'ganmetrics.zoo' not in sys.modules; "
+            "print(ganmetrics.zoo.load.__module__, ganmetrics.train.train.__module__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ganmetrics.zoo.checkpoints", "ganmetrics.train.loop"]

@@ -64,7 +64,8 @@ class TrainConfig:
     #: FID of the EMA generator every N steps (0: only at the end; -1: never)
     fid_every: int = 0
     fid_samples: int = 2000
-    #: real statistics for that FID: a stats file or bundled name; None: the first fid_samples training images
+    #: real statistics for that FID: a stats file or bundled name; None: the bundled statistics of a built-in set,
+    #: else the first fid_samples training images
     fid_reference: str | None = None
     log_every: int = 50
     device: str | None = None
@@ -278,12 +279,15 @@ class Trainer:
     # -- evaluation ----------------------------------------------------------------------------------------
 
     def reference_stats(self):
-        """Real statistics for the periodic FID (rank 0): the given reference, else the training set's first images,
-        cached as ``out/reference_stats.npz``."""
+        """Real statistics for the periodic FID (rank 0): the given reference; for a built-in set its bundled
+        statistics; else the training set's first images, cached as ``out/reference_stats.npz``."""
         from ..metrics.fid import as_stats
+        from ..reference import available_references
 
         if self.cfg.fid_reference:
             return as_stats(self.cfg.fid_reference, progress=False, device=self.world.device)
+        if self.cfg.data in available_references():
+            return as_stats(self.cfg.data)
         cached = self.out / "reference_stats.npz"
         if cached.exists():
             return as_stats(str(cached))
@@ -300,7 +304,7 @@ class Trainer:
             from ..metrics.fid import fid
 
             value = fid(self.G_ema, self.reference_stats(), num_samples=self.cfg.fid_samples,
-                        device=self.world.device, progress=False, seed=0)
+                        device=self.world.device, progress=self.cfg.progress, seed=0)
         distributed.barrier()
         return value
 

@@ -26,7 +26,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FID of the EMA generator every N steps (0: at the end only; -1: never)")
     parser.add_argument("--fid-samples", type=int, default=defaults.fid_samples)
     parser.add_argument("--fid-reference", default=None, metavar="STATS",
-                        help="real statistics for that FID (default: the first --fid-samples training images)")
+                        help="real statistics for that FID (default: a built-in set's bundled statistics, else "
+                             "the first --fid-samples training images)")
     parser.add_argument("--log-every", type=int, default=defaults.log_every)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even if DIR/checkpoint.pt exists")
