@@ -2,7 +2,9 @@
 
 The data is written to a temporary file in the destination's folder, flushed and
 fsync'ed, then moved over the destination with :func:`os.replace` (atomic on POSIX
-and Windows).  On any error the temporary file is removed.
+and Windows).  On any error the temporary file is removed.  The result has the
+permissions a plain ``open(path, "w")`` would give it (``0o666`` less the umask; an
+existing file keeps its mode), not the owner-only mode of the temporary file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,20 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: fine outside threads that create files)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(dest: Path) -> int:
+    try:
+        return dest.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -26,6 +42,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, _final_mode(dest))
         os.replace(tmp_name, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

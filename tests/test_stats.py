@@ -343,3 +343,16 @@ def test_check_compatible_dimensions_always_error():
 def test_merge_refuses_incompatible():
     with pytest.raises(ProtocolError):
         _with_meta(protocol="tf").merge(_with_meta(protocol="clean"))
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    """Atomic writes go through an owner-only temporary file; the result must be readable like open() makes it."""
+    import os
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    path = streamed(features(12, 10), [10]).save(tmp_path / "stats.npz")
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    os.chmod(path, 0o640)
+    streamed(features(13, 10), [10]).save(path)  # replacing keeps the file's mode
+    assert path.stat().st_mode & 0o777 == 0o640
