@@ -39,3 +39,6 @@ def test_release_trains_measures_exports_and_records(tmp_path, offline_weights):
     assert load("dcgan", folder=tmp_path / "checkpoints").resolution == 32
     grid = np.asarray(Image.open(tmp_path / "docs" / "dcgan.png"))
     assert grid.shape == (256, 256, 3) and grid.std() > 0
+    page = (tmp_path / "docs" / "checkpoints.md").read_text()
+    assert f"| dcgan | 2 | {entry['images_seen']:,} |" in page and f"{entry['fid_trained']:.2f}" in page and "![dcgan samples](dcgan.png)" in page
+    assert "Not yet shipped: wgan_gp, sngan" in page

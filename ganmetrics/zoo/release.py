@@ -10,7 +10,8 @@
 3. exports the EMA generator to ``ganmetrics/zoo/checkpoints/MODEL.pt`` and updates ``manifest.json``
    (steps, images seen, wall time, machine, seed, SHA-256, both FIDs and whether the trained FID is
    under half the initial one);
-4. writes an 8×8 grid of samples (seed 0) to ``docs/zoo/MODEL.png``.
+4. writes an 8×8 grid of samples (seed 0) to ``docs/zoo/MODEL.png`` and rewrites the table of shipped
+   models, ``docs/zoo/checkpoints.md``, from the manifest (:func:`checkpoints_table`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..imageio import save_png
 from ..metrics.fid import fid
 from ..sources import quantize
@@ -92,8 +94,32 @@ def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_s
         entries = read_manifest(checkpoints)
         entries[model] = entry
         write_manifest([entries[name] for name in model_names() if name in entries], checkpoints)
-    save_png(docs / f"{model}.png", sample_grid(trained))
+        save_png(docs / f"{model}.png", sample_grid(trained))
+        with atomic_write(docs / "checkpoints.md", "w") as handle:
+            handle.write(checkpoints_table(read_manifest(checkpoints)))
     return entry
+
+
+def checkpoints_table(entries: dict[str, dict]) -> str:
+    """The docs page of shipped models, written from the manifest: FIDs before/after, cost, and sample grids."""
+    lines = ["# Shipped zoo checkpoints", "",
+             "Written by `python -m ganmetrics.zoo.release` from `ganmetrics/zoo/checkpoints/manifest.json`. "
+             "FID: protocol `tf`, 2,000 samples (seed 0) against the bundled `shapes32` statistics; "
+             "\"images seen\" counts the real images shown to D.", "",
+             "| model | steps | images seen | wall time | machine | FID at init | FID trained | trained < init / 2 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in model_names():
+        if name in entries:
+            e = entries[name]
+            lines.append(f"| {name} | {e['steps']} | {e['images_seen']:,} | {e['wall_seconds'] / 60:.1f} min "
+                         f"({e['processes']} process) | {e['machine']} | {e['fid_init']:.2f} | "
+                         f"{e['fid_trained']:.2f} | {'yes' if e['trained_under_half_of_init'] else 'no'} |")
+    missing = [name for name in model_names() if name not in entries]
+    if missing:
+        lines += ["", f"Not yet shipped: {', '.join(missing)}."]
+    lines += ["", "## Samples (seed 0, EMA generator)", ""]
+    lines += [f"**{name}**\n\n![{name} samples]({name}.png)\n" for name in model_names() if name in entries]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
