@@ -138,3 +138,23 @@ def test_conditional_model_on_unlabelled_data_is_refused(tmp_path, capsys):
                  "--no-progress", "--fid-every", "-1"])
     assert code == 2
     assert "has no labels; pass --num-classes 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--checkpoint-every", "0"], "--checkpoint-every must be >= 1"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--log-every", "0"], "--log-every must be >= 1"),
+    (["--steps", "-1"], "--steps must be >= 0"),
+    (["--set", '{"widht": 32}'], "unknown dcgan setting(s) widht in --set; known: "),
+    (["--set", "{width: 32}"], "--set must be a JSON object"),
+    (["--set", "[1]"], "--set must be a JSON object"),
+])
+def test_bad_options_are_clear_errors(tmp_path, capsys, args, message):
+    code = main(["train", "dcgan", "--num-images", "64", "--out", str(tmp_path / "run"), "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_unknown_model_is_named(tmp_path, capsys):
+    assert main(["train", "progan", "--out", str(tmp_path / "run")]) == 2
+    assert "unknown model 'progan'; choose one of dcgan" in capsys.readouterr().err

@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data.builtin import DEFAULT_DATASET
 from ..errors import CheckpointError, InputError
 from ..zoo.config import ModelConfig, config_from_dict
-from ..zoo.registry import build, default_config
+from ..zoo.registry import build, default_config, get_spec
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_training_checkpoint, save_training_checkpoint
 from .data import TrainingSet, batch_indices, load_training_set, to_model_range
@@ -78,6 +78,15 @@ class TrainConfig:
     def output_dir(self) -> Path:
         return Path(self.out or f"runs/{self.model}")
 
+    def validate(self) -> None:
+        """Raise :class:`InputError` naming the first option out of range."""
+        minimums = {"steps": 0, "batch_size": 1, "num_images": 1, "num_classes": 0, "checkpoint_every": 1,
+                    "fid_every": -1, "fid_samples": 2, "log_every": 1}
+        for name, minimum in minimums.items():
+            value = getattr(self, name)
+            if value is not None and value < minimum:
+                raise InputError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+
 
 @dataclass
 class TrainState:
@@ -94,6 +103,10 @@ def _seed_for(seed: int, rank: int, stream: int) -> int:
 
 def _model_config(cfg: TrainConfig, data: TrainingSet) -> ModelConfig:
     overrides = dict(cfg.model_overrides)
+    fields = {f.name for f in dataclasses.fields(get_spec(cfg.model).config_class)} - {"model"}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise InputError(f"unknown {cfg.model} setting(s) {', '.join(unknown)} in --set; known: {', '.join(sorted(fields))}")
     if cfg.num_classes is not None:
         overrides["num_classes"] = cfg.num_classes
     model_cfg = default_config(cfg.model, **overrides)
@@ -321,8 +334,8 @@ def _log(record: dict, out: Path) -> None:
 
 def train(cfg: TrainConfig) -> TrainState:
     """Train ``cfg.model`` up to ``cfg.steps`` generator steps; returns the final state (every rank)."""
-    if cfg.steps < 0:
-        raise InputError(f"--steps must be >= 0, got {cfg.steps}")
+    cfg.validate()
+    get_spec(cfg.model)  # an unknown model: a clear error before any set-up
     world = distributed.setup(cfg.device)
     try:
         trainer = Trainer(cfg, world)

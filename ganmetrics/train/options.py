@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..data.builtin import DEFAULT_DATASET
+from ..errors import InputError
 from .loop import TrainConfig
 
 
@@ -35,9 +36,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", default="{}", metavar="JSON", help='model config overrides, e.g. \'{"width": 32}\'')
 
 
+def _overrides(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--set must be a JSON object such as '{{\"width\": 32}}': {exc}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"--set must be a JSON object such as '{{\"width\": 32}}', got {text!r}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(model=args.model, data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size,
                        seed=args.seed, num_images=args.num_images, num_classes=args.num_classes,
                        checkpoint_every=args.checkpoint_every, fid_every=args.fid_every, fid_samples=args.fid_samples,
                        fid_reference=args.fid_reference, log_every=args.log_every, device=args.device,
-                       resume=not args.no_resume, progress=not args.no_progress, model_overrides=json.loads(args.set))
+                       resume=not args.no_resume, progress=not args.no_progress, model_overrides=_overrides(args.set))
