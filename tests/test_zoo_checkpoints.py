@@ -114,3 +114,14 @@ def test_zoo_and_train_are_reachable_from_the_top_level_package():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["ganmetrics.zoo.checkpoints", "ganmetrics.train.loop"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--truncation", "0.5"], "has no truncation trick"),
+    (["--label", "3"], "is unconditional: it takes no labels"),
+])
+def test_sample_cli_bad_options_for_the_model(run_dir, tmp_path, capsys, args, message):
+    code = main(["sample", "dcgan", "--checkpoint", str(run_dir / CHECKPOINT_NAME), "-n", "2", "-o", str(tmp_path),
+                 *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from ..errors import InputError
+
 
 class Generator(nn.Module):
     """Base class of the zoo's generators.
@@ -40,19 +42,19 @@ class Generator(nn.Module):
                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """All ``n`` latents, then all labels, from one CPU generator seeded with ``seed``."""
         if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+            raise InputError(f"n must be >= 0, got {n}")
         rng = torch.Generator().manual_seed(int(seed))
         z = self.draw_latents(n, rng, truncation)
         if not self.num_classes:
             if labels is not None:
-                raise ValueError(f"{type(self).__name__} is unconditional: it takes no labels")
+                raise InputError(f"{type(self).__name__} is unconditional: it takes no labels")
             return z, None
         if labels is None:
             return z, torch.randint(0, self.num_classes, (n,), generator=rng)
         y = torch.as_tensor(labels, dtype=torch.int64)
         y = y.expand(n) if y.ndim == 0 else y
         if y.shape != (n,) or bool(((y < 0) | (y >= self.num_classes)).any()):
-            raise ValueError(f"labels must be one class index or {n} of them, each in [0, {self.num_classes})")
+            raise InputError(f"labels must be one class index or {n} of them, each in [0, {self.num_classes})")
         return z, y
 
     @torch.no_grad()

@@ -26,6 +26,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _torch_spectral_norm
 
+from ..errors import InputError
+
 #: initialisation schemes of :func:`init_weights_`
 INIT_SCHEMES = ("default", "xavier", "orthogonal", "dcgan")
 
@@ -47,7 +49,7 @@ def init_weights_(layer: nn.Module, scheme: str, gain: float = 1.0) -> nn.Module
     - ``"default"``: PyTorch's own initialisation, untouched.
     """
     if scheme not in INIT_SCHEMES:
-        raise ValueError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
+        raise InputError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
     if scheme == "default":
         return layer
     weight = raw_weight(layer)
@@ -202,7 +204,7 @@ class SelfAttention2d(nn.Module):
     def __init__(self, channels: int, layers: LayerFactory):
         super().__init__()
         if channels % 8:
-            raise ValueError(f"self-attention needs a multiple of 8 channels, got {channels}")
+            raise InputError(f"self-attention needs a multiple of 8 channels, got {channels}")
         self.query = layers.conv(channels, channels // 8, 1, bias=False)
         self.key = layers.conv(channels, channels // 8, 1, bias=False)
         self.value = layers.conv(channels, channels // 2, 1, bias=False)
@@ -309,26 +311,26 @@ def check_labels(labels: torch.Tensor | None, num_classes: int, batch: int, owne
     """Labels must be given (int64 ``[batch]``) to a conditional network and absent for an unconditional one."""
     if num_classes == 0:
         if labels is not None:
-            raise ValueError(f"{owner} is unconditional: it takes no labels")
+            raise InputError(f"{owner} is unconditional: it takes no labels")
         return
     if labels is None:
-        raise ValueError(f"{owner} is conditional on {num_classes} classes: labels are required")
+        raise InputError(f"{owner} is conditional on {num_classes} classes: labels are required")
     if labels.shape != (batch,) or labels.dtype != torch.int64:
-        raise ValueError(f"{owner}: labels must be int64 [{batch}], got {labels.dtype} {tuple(labels.shape)}")
+        raise InputError(f"{owner}: labels must be int64 [{batch}], got {labels.dtype} {tuple(labels.shape)}")
 
 
 def check_latents(z: torch.Tensor, z_dim: int, owner: str) -> None:
     if z.ndim != 2 or z.shape[1] != z_dim:
-        raise ValueError(f"{owner}: z must be [N, {z_dim}], got {tuple(z.shape)}")
+        raise InputError(f"{owner}: z must be [N, {z_dim}], got {tuple(z.shape)}")
 
 
 def require_unconditional(num_classes: int, owner: str) -> None:
     """For the models that have no conditional variant (DCGAN, WGAN-GP)."""
     if num_classes:
-        raise ValueError(f"{owner} is unconditional; num_classes must be 0, got {num_classes}")
+        raise InputError(f"{owner} is unconditional; num_classes must be 0, got {num_classes}")
 
 
 def reject_truncation(truncation: float | None, owner: str) -> None:
     """Models without a truncation trick refuse one rather than ignore it."""
     if truncation is not None:
-        raise ValueError(f"{owner} has no truncation trick; pass truncation=None")
+        raise InputError(f"{owner} has no truncation trick; pass truncation=None")

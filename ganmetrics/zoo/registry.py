@@ -32,7 +32,7 @@ _SPECS: dict[str, ModelSpec] = {}
 
 def register(spec: ModelSpec) -> ModelSpec:
     if spec.name in _SPECS:
-        raise ValueError(f"model {spec.name!r} is registered twice")
+        raise InputError(f"model {spec.name!r} is registered twice")
     _SPECS[spec.name] = spec
     return spec
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from .base import Generator
 from .layers import (
     DiscriminatorResBlock,
@@ -44,7 +45,7 @@ _D_BLOCKS = (  # (output resolution, downsample, preactivation)
 
 def _check_resolution(resolution: int, owner: str) -> None:
     if resolution != RESOLUTION:
-        raise ValueError(f"{owner} is built for {RESOLUTION}×{RESOLUTION} images, got resolution {resolution}")
+        raise InputError(f"{owner} is built for {RESOLUTION}×{RESOLUTION} images, got resolution {resolution}")
 
 
 def _attention_index(resolutions: tuple[int, ...], attention_resolution: int | None, owner: str) -> int | None:
@@ -52,7 +53,7 @@ def _attention_index(resolutions: tuple[int, ...], attention_resolution: int | N
     if attention_resolution is None:
         return None
     if attention_resolution not in resolutions:
-        raise ValueError(f"{owner}: no block works at {attention_resolution}×{attention_resolution}; "
+        raise InputError(f"{owner}: no block works at {attention_resolution}×{attention_resolution}; "
                          f"choose one of {sorted(set(resolutions))}")
     return resolutions.index(attention_resolution)
 
@@ -120,7 +121,7 @@ class ResNetDiscriminator(nn.Module):
         name = type(self).__name__
         _check_resolution(resolution, name)
         if pooling not in ("sum", "mean"):
-            raise ValueError(f"pooling must be 'sum' or 'mean', got {pooling!r}")
+            raise InputError(f"pooling must be 'sum' or 'mean', got {pooling!r}")
         self.num_classes = num_classes
         self.pooling = pooling
         channels = [3] + [width] * len(_D_BLOCKS)

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
+
 #: negative slope of every leaky ReLU in the family [SG1, SG2]
 LEAKY_RELU_SLOPE = 0.2
 #: gain after each leaky ReLU that keeps the activations' second moment ≈ 1 with unit-variance weights
@@ -163,7 +165,7 @@ class MappingNetwork(nn.Module):
                  w_avg_beta: float = W_AVG_BETA) -> None:
         super().__init__()
         if num_layers < 1:
-            raise ValueError(f"the mapping network needs at least one layer, got {num_layers}")
+            raise InputError(f"the mapping network needs at least one layer, got {num_layers}")
         self.z_dim = z_dim
         self.w_dim = w_dim
         self.w_avg_beta = float(w_avg_beta)
@@ -335,7 +337,7 @@ def check_resolution(resolution: int) -> int:
     """log2 of ``resolution``, a power of two ≥ 8 (the StyleGANs start from 4×4 and double)."""
     log2 = int(resolution).bit_length() - 1
     if resolution < 8 or resolution != 1 << log2:
-        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
+        raise InputError(f"resolution must be a power of two >= 8, got {resolution}")
     return log2
 
 
@@ -359,7 +361,7 @@ class StyleDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if labels is not None:
-            raise ValueError(f"{self.model_name}'s discriminator is unconditional: it takes no labels")
+            raise InputError(f"{self.model_name}'s discriminator is unconditional: it takes no labels")
         x = leaky_relu(self.from_rgb(x))
         for block in self.blocks:
             x = block(x)
@@ -371,5 +373,5 @@ def unconditional_config(config, config_class: type, model_name: str):
     if not isinstance(config, config_class):
         raise TypeError(f"{model_name} needs a {config_class.__name__}, got {type(config).__name__}")
     if config.num_classes:
-        raise ValueError(f"{model_name} is unconditional: num_classes must be 0")
+        raise InputError(f"{model_name} is unconditional: num_classes must be 0")
     return config

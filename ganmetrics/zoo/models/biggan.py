@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...errors import InputError
 from ..config import ModelConfig
 from ..layers import WEIGHT_LAYERS, LayerFactory, LinearConditionalBatchNorm2d, orthogonal_penalty, raw_weight
 from ..registry import ModelSpec, register
@@ -65,7 +66,7 @@ class BigGANGenerator(ResNetGenerator):
         name = type(self).__name__
         num_blocks = 3  # 4 → 8 → 16 → 32
         if config.z_chunks != num_blocks + 1 or config.z_dim % config.z_chunks:
-            raise ValueError(f"{name}: z_dim ({config.z_dim}) must split into z_chunks = {num_blocks + 1} "
+            raise InputError(f"{name}: z_dim ({config.z_dim}) must split into z_chunks = {num_blocks + 1} "
                              f"equal chunks (one for the linear layer, one per block), got z_chunks = "
                              f"{config.z_chunks}")
         chunk_size = config.z_dim // config.z_chunks
@@ -97,7 +98,7 @@ class BigGANGenerator(ResNetGenerator):
         if truncation is None:
             return z
         if not truncation > 0:
-            raise ValueError(f"truncation must be > 0 (or None), got {truncation}")
+            raise InputError(f"truncation must be > 0 (or None), got {truncation}")
         outside = z.abs() > truncation
         while bool(outside.any()):
             z[outside] = torch.randn(int(outside.sum()), generator=generator)

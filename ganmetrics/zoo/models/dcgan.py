@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...errors import InputError
 from ..base import Generator
 from ..config import ModelConfig
 from ..layers import (
@@ -46,7 +47,7 @@ class DCGANConfig(ModelConfig):
 def _check_config(config: ModelConfig, owner: str) -> None:
     require_unconditional(config.num_classes, owner)
     if config.resolution != _RESOLUTION:
-        raise ValueError(f"{owner} is built for {_RESOLUTION}×{_RESOLUTION} images, got {config.resolution}")
+        raise InputError(f"{owner} is built for {_RESOLUTION}×{_RESOLUTION} images, got {config.resolution}")
 
 
 def _init_dcgan_weights(network: nn.Module) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...errors import InputError
 from ..base import Generator
 from ..config import ModelConfig
 from ..registry import ModelSpec, register
@@ -76,7 +77,7 @@ class StyleGANLayer(nn.Module):
                  upsample: bool = False) -> None:
         super().__init__()
         if not conv and (upsample or in_channels != out_channels):
-            raise ValueError("a layer without a conv can neither upsample nor change the channel count")
+            raise InputError("a layer without a conv can neither upsample nor change the channel count")
         self.conv = EqualConv2d(in_channels, out_channels, 3) if conv else None
         self.upsample = upsample
         self.noise = NoiseInjection(out_channels, resolution)
@@ -127,7 +128,7 @@ class StyleGANGenerator(Generator):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
                 truncation: float | None = None) -> torch.Tensor:
         if labels is not None:
-            raise ValueError("StyleGAN is unconditional: it takes no labels")
+            raise InputError("StyleGAN is unconditional: it takes no labels")
         return self.synthesis(self.mapping(z, self.num_ws, truncation, self.mixing_prob))
 
 

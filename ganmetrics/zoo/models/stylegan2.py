@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...errors import InputError
 from ..base import Generator
 from ..config import ModelConfig
 from ..registry import ModelSpec, register
@@ -144,7 +145,7 @@ class StyleGAN2Generator(Generator):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
                 truncation: float | None = None) -> torch.Tensor:
         if labels is not None:
-            raise ValueError("StyleGAN2 is unconditional: it takes no labels")
+            raise InputError("StyleGAN2 is unconditional: it takes no labels")
         return self.synthesis(self.mapping(z, self.num_ws, truncation, self.mixing_prob))
 
 
