@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,10 +83,19 @@ def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_s
                       model_overrides=overrides, num_images=num_images))
     trained = generator_from_checkpoint(out / CHECKPOINT_NAME)
     scores = {}
-    for name, generator in (("fid_init", initial_generator(model, seed, overrides)), ("fid_trained", trained)):
-        scores[name] = fid(generator, reference, num_samples=fid_samples, seed=0, batch_size=100, device="cpu",
-                           progress=True)
-        print(f"{model}: {name} = {scores[name]:.3f}", file=sys.stderr)
+    previous = read_manifest(checkpoints).get(model, {})
+    config = json.loads(json.dumps(default_config(model, **overrides).to_dict()))  # as the manifest stores it
+    if (previous.get("config") == config and previous.get("seed") == seed
+            and previous.get("fid_samples") == fid_samples and previous.get("fid_reference") == reference):
+        # the initial generator is a pure function of (model, config, seed): its FID was measured already
+        scores["fid_init"] = previous["fid_init"]
+        print(f"{model}: fid_init = {scores['fid_init']:.3f} (as recorded)", file=sys.stderr)
+    generators = {"fid_init": lambda: initial_generator(model, seed, overrides), "fid_trained": lambda: trained}
+    for name, make in generators.items():
+        if name not in scores:
+            scores[name] = fid(make(), reference, num_samples=fid_samples, seed=0, batch_size=100, device="cpu",
+                               progress=True)
+            print(f"{model}: {name} = {scores[name]:.3f}", file=sys.stderr)
     entry = export_generator(out / CHECKPOINT_NAME, checkpoints / f"{model}.pt", extra={
         **scores, "fid_samples": fid_samples, "fid_reference": reference, "fid_protocol": "tf",
         "trained_under_half_of_init": scores["fid_trained"] < scores["fid_init"] / 2,
@@ -123,8 +133,6 @@ def checkpoints_table(entries: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import json
-
     parser = argparse.ArgumentParser(prog="python -m ganmetrics.zoo.release", description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=model_names())
     parser.add_argument("--steps", type=int, required=True)
