@@ -31,7 +31,8 @@ def test_release_trains_measures_exports_and_records(tmp_path, offline_weights):
     reference = tmp_path / "reference.npz"
     compute_stats(images, weights=str(offline_weights), progress=False).save(reference)
     entry = release("dcgan", 2, reference=str(reference), fid_samples=20, num_images=64, runs=tmp_path / "runs",
-                    checkpoints=tmp_path / "checkpoints", docs=tmp_path / "docs")
+                    checkpoints=tmp_path / "checkpoints", docs=tmp_path / "docs", require_condition=False)
+    assert entry["shipped"]
     assert entry["steps"] == 2 and entry["fid_samples"] == 20 and entry["fid_protocol"] == "tf"
     assert entry["fid_init"] > 0 and entry["fid_trained"] > 0 and entry["fid_init"] != entry["fid_trained"]
     assert entry["trained_under_half_of_init"] == (entry["fid_trained"] < entry["fid_init"] / 2)
@@ -42,3 +43,23 @@ def test_release_trains_measures_exports_and_records(tmp_path, offline_weights):
     page = (tmp_path / "docs" / "checkpoints.md").read_text()
     assert f"| dcgan | 2 | {entry['images_seen']:,} |" in page and f"{entry['fid_trained']:.2f}" in page and "![dcgan samples](dcgan.png)" in page
     assert "Not yet shipped: wgan_gp, sngan" in page
+
+
+def test_a_run_that_misses_the_condition_is_not_shipped_and_its_initial_fid_is_reused(tmp_path, monkeypatch):
+    import ganmetrics.zoo.release as release_module
+
+    measured = []
+
+    def fake_fid(generator, reference, **kwargs):  # FID 100 at init, 80 trained: not under half
+        measured.append(generator.training)
+        return 100.0 if len(measured) == 1 else 80.0
+
+    monkeypatch.setattr(release_module, "fid", fake_fid)
+    kwargs = dict(fid_samples=20, num_images=64, runs=tmp_path / "runs", checkpoints=tmp_path / "checkpoints",
+                  docs=tmp_path / "docs")
+    record = release("dcgan", 1, **kwargs)
+    assert not record["shipped"] and not record["trained_under_half_of_init"]
+    assert not (tmp_path / "checkpoints" / "dcgan.pt").exists() and read_manifest(tmp_path / "checkpoints") == {}
+    assert (tmp_path / "runs" / "dcgan" / "release.json").is_file()
+    again = release("dcgan", 2, **kwargs)  # more steps: the initial FID comes from the record, one FID measured
+    assert len(measured) == 3 and again["fid_init"] == 100.0 and again["steps"] == 2

@@ -7,9 +7,10 @@
 2. measures the FID (protocol ``tf``, ``--fid-samples`` samples, seed 0) of the generator as
    initialised (the same seed's weights before any step) and of the trained EMA generator, against
    ``--reference`` (default: the bundled ``shapes32`` statistics);
-3. exports the EMA generator to ``ganmetrics/zoo/checkpoints/MODEL.pt`` and updates ``manifest.json``
-   (steps, images seen, wall time, machine, seed, SHA-256, both FIDs and whether the trained FID is
-   under half the initial one);
+3. when the trained FID is under half the initial one (the zoo's condition), exports the EMA generator
+   to ``ganmetrics/zoo/checkpoints/MODEL.pt`` and updates ``manifest.json`` (steps, images seen, wall
+   time, machine, seed, SHA-256, both FIDs); otherwise it ships nothing and exits 1.  Either way the
+   record goes to ``runs/zoo/MODEL/release.json`` (its initial FID is reused by the next release);
 4. writes an 8×8 grid of samples (seed 0) to ``docs/zoo/MODEL.png`` and rewrites the table of shipped
    models, ``docs/zoo/checkpoints.md``, from the manifest (:func:`checkpoints_table`).
 """
@@ -75,15 +76,21 @@ def sample_grid(generator: Generator, rows: int = 8, seed: int = 0) -> np.ndarra
 
 def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_samples: int = 2000, seed: int = 0,
             overrides: dict | None = None, num_images: int | None = None, runs: Path = Path("runs/zoo"),
-            checkpoints: Path = CHECKPOINT_DIR, docs: Path = REPO / "docs" / "zoo") -> dict:
-    """Steps 1–4 of the module docstring for one model; returns its manifest entry."""
+            checkpoints: Path = CHECKPOINT_DIR, docs: Path = REPO / "docs" / "zoo",
+            require_condition: bool = True) -> dict:
+    """Steps 1–4 of the module docstring for one model; returns its record (``"shipped"``: whether it was exported).
+
+    A run whose trained FID is not under half the initial one is not shipped (unless ``require_condition``
+    is False): its record goes to ``runs/zoo/MODEL/release.json`` only, and more ``steps`` continue it.
+    """
     overrides = dict(overrides or {})
     out = runs / model
     train(TrainConfig(model=model, data="shapes32", out=str(out), steps=steps, seed=seed, fid_every=-1,
                       model_overrides=overrides, num_images=num_images))
     trained = generator_from_checkpoint(out / CHECKPOINT_NAME)
     scores = {}
-    previous = read_manifest(checkpoints).get(model, {})
+    recorded = out / "release.json"
+    previous = json.loads(recorded.read_text()) if recorded.is_file() else read_manifest(checkpoints).get(model, {})
     config = json.loads(json.dumps(default_config(model, **overrides).to_dict()))  # as the manifest stores it
     if (previous.get("config") == config and previous.get("seed") == seed
             and previous.get("fid_samples") == fid_samples and previous.get("fid_reference") == reference):
@@ -96,10 +103,19 @@ def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_s
             scores[name] = fid(make(), reference, num_samples=fid_samples, seed=0, batch_size=100, device="cpu",
                                progress=True)
             print(f"{model}: {name} = {scores[name]:.3f}", file=sys.stderr)
-    entry = export_generator(out / CHECKPOINT_NAME, checkpoints / f"{model}.pt", extra={
+    passed = scores["fid_trained"] < scores["fid_init"] / 2
+    ship = passed or not require_condition
+    dest = checkpoints / f"{model}.pt" if ship else out / f"{model}.candidate.pt"
+    entry = export_generator(out / CHECKPOINT_NAME, dest, extra={
         **scores, "fid_samples": fid_samples, "fid_reference": reference, "fid_protocol": "tf",
-        "trained_under_half_of_init": scores["fid_trained"] < scores["fid_init"] / 2,
+        "trained_under_half_of_init": passed,
     })
+    with atomic_write(recorded, "w") as handle:
+        json.dump({**entry, "shipped": ship}, handle, indent=2)
+    if not ship:
+        print(f"{model}: trained FID {scores['fid_trained']:.3f} is not under half the initial "
+              f"{scores['fid_init']:.3f}: not shipped; train longer (rerun with more --steps)", file=sys.stderr)
+        return {**entry, "shipped": False}
     with _locked(checkpoints / ".manifest.lock"):  # releases of several models may run at once
         entries = read_manifest(checkpoints)
         entries[model] = entry
@@ -107,7 +123,7 @@ def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_s
         save_png(docs / f"{model}.png", sample_grid(trained))
         with atomic_write(docs / "checkpoints.md", "w") as handle:
             handle.write(checkpoints_table(read_manifest(checkpoints)))
-    return entry
+    return {**entry, "shipped": True}
 
 
 def checkpoints_table(entries: dict[str, dict]) -> str:
@@ -141,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", default="{}", metavar="JSON", help="model config overrides")
     args = parser.parse_args(argv)
-    entry = release(args.model, args.steps, reference=args.reference, fid_samples=args.fid_samples, seed=args.seed,
-                    overrides=json.loads(args.set))
-    print(json.dumps({k: v for k, v in entry.items() if k != "config"}, indent=2))
-    return 0
+    record = release(args.model, args.steps, reference=args.reference, fid_samples=args.fid_samples, seed=args.seed,
+                     overrides=json.loads(args.set))
+    print(json.dumps({k: v for k, v in record.items() if k != "config"}, indent=2))
+    return 0 if record["shipped"] else 1
 
 
 if __name__ == "__main__":
