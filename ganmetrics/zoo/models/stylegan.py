@@ -30,6 +30,7 @@ from ..style_layers import (
     MappingNetwork,
     NoiseInjection,
     StyleDiscriminator,
+    StyleFamilyConfig,
     check_resolution,
     downsample_2x,
     leaky_relu,
@@ -39,18 +40,12 @@ from ..style_layers import (
 
 
 @dataclass
-class StyleGANConfig(ModelConfig):
+class StyleGANConfig(StyleFamilyConfig):
     """StyleGAN's settings [SG1 App. C] at the zoo's compact size (G ≈ 343k, D ≈ 325k parameters)."""
 
     model: str = "stylegan"
     width: int = 64
-    z_dim: int = 64
-    w_dim: int = 64
     mapping_layers: int = 4
-    mapping_lr_mul: float = MAPPING_LR_MUL
-    w_avg_beta: float = W_AVG_BETA
-    mbstd_group_size: int = 4
-    loss: str = "nonsaturating"
     # The paper uses R1 with γ = 10 at 1024² (FFHQ).  The penalty γ/2·E‖∇_x D‖² sums over pixels, so
     # γ is scaled with the pixel count (StyleGAN2-ADA's heuristic is γ ∝ resolution²):
     # 10 · (32/1024)² ≈ 0.0098 → 0.01, also StyleGAN2-ADA's setting for CIFAR-10.
@@ -59,11 +54,6 @@ class StyleGANConfig(ModelConfig):
     # Adam λ = 0.001, β = (0, 0.99): ProGAN's rate at low resolutions, which StyleGAN's training keeps.
     g_lr: float = 0.001
     d_lr: float = 0.001
-    betas: tuple[float, float] = (0.0, 0.99)
-    # StyleGAN samples from an EMA of G with a half-life of 10k images.  A CPU run here sees only some
-    # hundred kimg, so a shorter half-life (≈ 80 steps at batch 64) lets G_ema follow the run.
-    ema_half_life_kimg: float | None = 5.0
-    mixing_prob: float = 0.9
 
 
 class StyleGANLayer(nn.Module):

@@ -34,6 +34,7 @@ from ..style_layers import (
     ModulatedConv2d,
     NoiseInjection,
     StyleDiscriminator,
+    StyleFamilyConfig,
     check_resolution,
     downsample_2x,
     leaky_relu,
@@ -43,30 +44,19 @@ from ..style_layers import (
 
 
 @dataclass
-class StyleGAN2Config(ModelConfig):
+class StyleGAN2Config(StyleFamilyConfig):
     """StyleGAN2's settings [SG2 App. B; StyleGAN2-ADA's CIFAR-10 set-up] at the zoo's compact size
     (G ≈ 190k, D ≈ 190k parameters)."""
 
     model: str = "stylegan2"
     width: int = 48
-    z_dim: int = 64
-    w_dim: int = 64
     mapping_layers: int = 2
-    mapping_lr_mul: float = MAPPING_LR_MUL
-    w_avg_beta: float = W_AVG_BETA
-    mbstd_group_size: int = 4
-    loss: str = "nonsaturating"
     # R1 γ scales with the pixel count (StyleGAN2-ADA's heuristic γ = 0.0002·res²/batch gives 0.003 at
     # 32², batch 64); 0.01 is StyleGAN2-ADA's CIFAR-10 value.  Lazy: every 16 D steps [SG2 §3.1].
     r1_gamma: float = 0.01
     r1_interval: int = 16
     g_lr: float = 0.0025
     d_lr: float = 0.0025
-    betas: tuple[float, float] = (0.0, 0.99)
-    # The paper's G EMA half-life is 10 kimg (batch 32).  A CPU run here sees only some hundred kimg,
-    # so a shorter half-life (≈ 80 steps at batch 64) keeps G_ema close to the current G.
-    ema_half_life_kimg: float | None = 5.0
-    mixing_prob: float = 0.9
 
 
 class SynthesisLayer(nn.Module):
