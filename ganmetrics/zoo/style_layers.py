@@ -390,6 +390,8 @@ class StyleFamilyConfig(ModelConfig):
 
     z_dim: int = 64
     w_dim: int = 64
+    #: fully connected layers of the mapping network (each model sets its own)
+    mapping_layers: int = 4
     mapping_lr_mul: float = MAPPING_LR_MUL
     w_avg_beta: float = W_AVG_BETA
     mbstd_group_size: int = 4
@@ -397,3 +399,15 @@ class StyleFamilyConfig(ModelConfig):
     betas: tuple[float, float] = (0.0, 0.99)
     ema_half_life_kimg: float | None = 5.0
     mixing_prob: float = 0.9
+
+
+def generator_arguments(config: StyleFamilyConfig) -> dict:
+    """The keyword arguments both StyleGAN generators take, from their config."""
+    return dict(z_dim=config.z_dim, w_dim=config.w_dim, width=config.width, mapping_layers=config.mapping_layers,
+                resolution=config.resolution, mixing_prob=config.mixing_prob, mapping_lr_mul=config.mapping_lr_mul,
+                w_avg_beta=config.w_avg_beta)
+
+
+def discriminator_arguments(config: StyleFamilyConfig) -> dict:
+    """The keyword arguments both StyleGAN discriminators take, from their config."""
+    return dict(width=config.width, resolution=config.resolution, mbstd_group_size=config.mbstd_group_size)

@@ -32,7 +32,9 @@ from ..style_layers import (
     StyleDiscriminator,
     StyleFamilyConfig,
     check_resolution,
+    discriminator_arguments,
     downsample_2x,
+    generator_arguments,
     leaky_relu,
     unconditional_config,
     upsample_2x,
@@ -152,15 +154,11 @@ def _stylegan_config(config: ModelConfig) -> StyleGANConfig:
 
 
 def build_generator(config: ModelConfig) -> StyleGANGenerator:
-    c = _stylegan_config(config)
-    return StyleGANGenerator(z_dim=c.z_dim, w_dim=c.w_dim, width=c.width, mapping_layers=c.mapping_layers,
-                             resolution=c.resolution, mixing_prob=c.mixing_prob,
-                             mapping_lr_mul=c.mapping_lr_mul, w_avg_beta=c.w_avg_beta)
+    return StyleGANGenerator(**generator_arguments(_stylegan_config(config)))
 
 
 def build_discriminator(config: ModelConfig) -> StyleGANDiscriminator:
-    c = _stylegan_config(config)
-    return StyleGANDiscriminator(width=c.width, resolution=c.resolution, mbstd_group_size=c.mbstd_group_size)
+    return StyleGANDiscriminator(**discriminator_arguments(_stylegan_config(config)))
 
 
 SPEC = register(ModelSpec(

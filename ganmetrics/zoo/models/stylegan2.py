@@ -36,7 +36,9 @@ from ..style_layers import (
     StyleDiscriminator,
     StyleFamilyConfig,
     check_resolution,
+    discriminator_arguments,
     downsample_2x,
+    generator_arguments,
     leaky_relu,
     unconditional_config,
     upsample_2x,
@@ -171,15 +173,11 @@ def _stylegan2_config(config: ModelConfig) -> StyleGAN2Config:
 
 
 def build_generator(config: ModelConfig) -> StyleGAN2Generator:
-    c = _stylegan2_config(config)
-    return StyleGAN2Generator(z_dim=c.z_dim, w_dim=c.w_dim, width=c.width, mapping_layers=c.mapping_layers,
-                              resolution=c.resolution, mixing_prob=c.mixing_prob,
-                              mapping_lr_mul=c.mapping_lr_mul, w_avg_beta=c.w_avg_beta)
+    return StyleGAN2Generator(**generator_arguments(_stylegan2_config(config)))
 
 
 def build_discriminator(config: ModelConfig) -> StyleGAN2Discriminator:
-    c = _stylegan2_config(config)
-    return StyleGAN2Discriminator(width=c.width, resolution=c.resolution, mbstd_group_size=c.mbstd_group_size)
+    return StyleGAN2Discriminator(**discriminator_arguments(_stylegan2_config(config)))
 
 
 SPEC = register(ModelSpec(
