@@ -9,6 +9,7 @@ discriminator and minibatch stddev.  CPU only, a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from itertools import chain
 
@@ -50,17 +51,24 @@ def _latents(n: int = 4, z_dim: int = 64) -> torch.Tensor:
     return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(123))
 
 
-def _styles_fed_to_layers(G: nn.Module, z: torch.Tensor) -> list[torch.Tensor]:
-    """The w each style-consuming layer receives during ``G(z)``, in call order."""
-    fed: list[torch.Tensor] = []
-    hooks = [m.register_forward_pre_hook(lambda module, args: fed.append(args[1].detach().clone()))
-             for m in G.modules() if isinstance(m, STYLE_CONSUMERS)]
+@contextlib.contextmanager
+def _hooked(modules, register):
+    """``register(module)`` on each module (returning a hook handle) for the duration."""
+    hooks = [register(m) for m in modules]
     try:
-        with torch.no_grad():
-            G(z)
+        yield
     finally:
         for hook in hooks:
             hook.remove()
+
+
+def _styles_fed_to_layers(G: nn.Module, z: torch.Tensor) -> list[torch.Tensor]:
+    """The w each style-consuming layer receives during ``G(z)``, in call order."""
+    fed: list[torch.Tensor] = []
+    consumers = [m for m in G.modules() if isinstance(m, STYLE_CONSUMERS)]
+    with _hooked(consumers, lambda m: m.register_forward_pre_hook(lambda module, args: fed.append(args[1].detach().clone()))), \
+            torch.no_grad():
+        G(z)
     return fed
 
 
@@ -74,13 +82,9 @@ def _call_order(G: nn.Module, z: torch.Tensor, names: dict[type, str]) -> list[s
             name = "rgb"
         order.append(name)
 
-    hooks = [m.register_forward_hook(record) for m in G.modules() if type(m) in names]
-    try:
-        with torch.no_grad():
-            G(z)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with _hooked([m for m in G.modules() if type(m) in names], lambda m: m.register_forward_hook(record)), \
+            torch.no_grad():
+        G(z)
     return order
 
 

@@ -17,6 +17,7 @@ class-conditional and BigGAN cases.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -135,7 +136,7 @@ class PlainBatchNorm2d(nn.BatchNorm2d):
         return super().forward(x)
 
 
-class ConditionalBatchNorm2d(nn.Module):
+class ConditionalBatchNorm2d(nn.Module, abc.ABC):
     """y = γ(c) ⊙ (x − E[x]) / √(Var[x] + ε) + β(c): batch norm whose gain γ and bias β are given per
     sample by a condition c (de Vries et al. 2017; Dumoulin et al. 2017). Subclasses say how c maps to
     (γ, β) in :meth:`gain_and_bias`."""
@@ -144,9 +145,9 @@ class ConditionalBatchNorm2d(nn.Module):
         super().__init__()
         self.norm = nn.BatchNorm2d(num_features, affine=False)
 
+    @abc.abstractmethod
     def gain_and_bias(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample gain and bias ``[N, num_features]`` for the condition ``cond``."""
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         gain, bias = self.gain_and_bias(cond)
