@@ -1,8 +1,14 @@
-"""Shared fixtures: the offline Inception weights, peer-format weight files, small image folders."""
+"""Shared fixtures: the offline Inception weights, peer-format weight files, small image folders, a loopback
+HTTP server."""
 
 from __future__ import annotations
 
+import http.server
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -69,3 +75,81 @@ def image_folders(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("images")
     return (write_pngs(root / "shapes", render_images("shapes", 20, seed=1)),
             write_pngs(root / "blobs", render_images("blobs", 20, seed=2)))
+
+
+# --- loopback HTTP server --------------------------------------------------------------------------
+
+
+@dataclass
+class Route:
+    """What the loopback server answers on one path."""
+
+    body: bytes
+    content_length: int | None = None  #: the Content-Length sent; None: ``len(body)``
+    chunk_size: int = 1 << 16
+    delay: float = 0.0  #: seconds to sleep after each chunk
+    together: threading.Barrier | None = None  #: hold the answer until this many requests are waiting
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Answers the server's routes (see :class:`LoopbackServer`); anything else: 404."""
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)
+        route = self.server.routes.get(self.path)
+        if route is None:
+            self.send_error(404, "Not Found")
+            return
+        if route.together is not None:
+            route.together.wait(timeout=60)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        length = len(route.body) if route.content_length is None else route.content_length
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        for start in range(0, len(route.body), route.chunk_size):
+            self.wfile.write(route.body[start:start + route.chunk_size])
+            self.wfile.flush()
+            if route.delay:
+                time.sleep(route.delay)
+        # HTTP/1.0: the socket closes right after, mid-file when the body is shorter than Content-Length.
+        self.close_connection = True
+
+    def log_message(self, format: str, *args) -> None:
+        """Keep the test output quiet."""
+
+
+@dataclass
+class LoopbackServer:
+    base: str
+    requests: list[str] = field(default_factory=list)
+    routes: dict[str, Route] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{path}"
+
+    def serve(self, path: str, body: bytes, *, content_length: int | None = None, chunk_size: int = 1 << 16,
+              delay: float = 0.0, together: int = 1) -> str:
+        """Answer GET /``path`` with ``body`` (see :class:`Route`); ``together=n`` holds each answer until
+        ``n`` requests for it are waiting.  Returns the URL."""
+        barrier = threading.Barrier(together) if together > 1 else None
+        self.routes["/" + path] = Route(body, content_length, chunk_size, delay, barrier)
+        return self.url(path)
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[LoopbackServer]:
+    """A real HTTP server on 127.0.0.1 (ephemeral port), run in a thread, that records its requests and
+    answers the routes added with :meth:`LoopbackServer.serve`."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    host, port = httpd.server_address[:2]
+    server = LoopbackServer(f"http://{host}:{port}")
+    httpd.requests, httpd.routes = server.requests, server.routes
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

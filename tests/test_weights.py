@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import importlib.metadata
 import importlib.util
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,50 +20,13 @@ PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
 WRONG_SHA256 = "0" * 64
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """/good: the payload; /truncated: half of it under a full Content-Length; anything else: 404."""
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        if self.path not in ("/good", "/truncated"):
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(PAYLOAD)))
-        self.end_headers()
-        body = PAYLOAD if self.path == "/good" else PAYLOAD[: len(PAYLOAD) // 2]
-        self.wfile.write(body)
-        self.wfile.flush()
-        self.close_connection = True  # HTTP/1.0: the socket closes right after, mid-file for /truncated
-
-    def log_message(self, format: str, *args) -> None:
-        """Keep the test output quiet."""
-
-
-@dataclass
-class Server:
-    base: str
-    requests: list[str] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        return f"{self.base}/{path}"
-
-
 @pytest.fixture
-def server() -> Iterator[Server]:
-    """A real HTTP server on 127.0.0.1 (ephemeral port), run in a thread, that counts its requests."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.requests = []
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        host, port = httpd.server_address[:2]
-        yield Server(f"http://{host}:{port}", httpd.requests)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+def server(loopback_server):
+    """The shared loopback server (conftest.py) with /good: the payload; /truncated: half of it under a full
+    Content-Length."""
+    loopback_server.serve("good", PAYLOAD)
+    loopback_server.serve("truncated", PAYLOAD[: len(PAYLOAD) // 2], content_length=len(PAYLOAD))
+    return loopback_server
 
 
 @pytest.fixture
