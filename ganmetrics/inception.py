@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import WeightsError
+from .torchscript import read_torchscript_tensors
 from .weights import resolve_weights, sha256_file
 
 BN_EPS = 1e-3
@@ -323,15 +324,19 @@ def fold_batch_norm(state: dict[str, torch.Tensor], eps: float = BN_EPS) -> dict
 
 
 def read_weight_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a weight file's tensors: a TorchScript archive or a (weights-only) torch state dict."""
+    """Read a weight file's tensors: a TorchScript archive or a (weights-only) torch state dict.
+
+    Neither runs code from the file: TorchScript archives are parsed by :mod:`ganmetrics.torchscript`."""
     path = Path(path)
     try:
         is_script = zipfile.is_zipfile(path) and any(
             n.endswith("constants.pkl") or "/code/" in n for n in zipfile.ZipFile(path).namelist()
         )
-        if is_script:
-            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        if is_script:  # read without compiling or running the archive's code (see ganmetrics.torchscript)
+            return read_torchscript_tensors(path)
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except WeightsError:
+        raise
     except Exception as exc:
         raise WeightsError(
             f"cannot read Inception weights {path}: {type(exc).__name__}: {exc}. The file may be truncated or "
