@@ -137,7 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _emit(result: dict, as_json: bool, text: str) -> None:
-    print(json.dumps(result) if as_json else text, flush=True)
+    """Print the result on stdout (once: on rank 0 only under torchrun)."""
+    from .distributed import is_main_process
+
+    if is_main_process():
+        print(json.dumps(result) if as_json else text, flush=True)
 
 
 def _extraction_kwargs(args: argparse.Namespace) -> dict:
@@ -162,7 +166,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     stats = compute_stats(args.a, num_samples=args.num_samples, keep_features=args.keep_features,
                           **_extraction_kwargs(args))
-    path = stats.save(args.output)
+    from .distributed import is_main_process
+
+    path = stats.save(args.output) if is_main_process() else Path(args.output)  # every rank holds the same stats
     result = {"stats": str(path), "protocol": args.protocol, "num_samples": stats.num_samples}
     _emit(result, args.json, f"saved statistics of {stats.num_samples} images to {path}")
     return EXIT_OK

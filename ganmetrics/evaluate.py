@@ -17,16 +17,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from .distributed import LOCAL, Shard, all_sum_int, current_shard, failing_together, gather_rows
 from .errors import InputError
-from .features import FeatureExtractor, progress_bar, resolve_device
-from .inception import FEATURE_DIM
+from .features import FeatureExtractor, check_finite_features, progress_bar, resolve_device
+from .inception import FEATURE_DIM, NUM_CLASSES
 from .metrics.fid import as_stats, fid_from_stats, needs_images
 from .metrics.inception_score import TORCH_FIDELITY_SHUFFLE_SEED, inception_score_from_logits
 from .metrics.kid import kid_from_features
 from .metrics.ms_ssim import MSSSIMDiversity
-from .metrics.swd import SWDDescriptors, swd_from_descriptors
+from .metrics.swd import SWDDescriptors, swd_across_ranks
 from .preprocess import DEFAULT_PROTOCOL
 from .sources import open_source
 from .stats import FeatureStats, check_compatible
@@ -65,33 +67,54 @@ class SetPass:
 def run_pass(source, *, role: str, want_stats: bool, keep_features: bool, want_logits: bool,
              swd, ms_ssim, extractor: FeatureExtractor | None, swd_limit: int | None = None,
              num_samples: int | None, batch_size: int, seed: int, value_range, device, num_workers: int | None,
-             z_dim: int | None, progress: bool) -> SetPass:
-    """Stream ``source`` once, feeding every requested consumer (SWD at most ``swd_limit`` images)."""
-    images = open_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed, value_range=value_range,
-                         device=device, num_workers=num_workers, z_dim=z_dim)
+             z_dim: int | None, progress: bool, shard: Shard = LOCAL) -> SetPass:
+    """Stream this rank's share of ``source`` once, feeding every requested consumer (SWD: the images whose index
+    in the whole set is below ``swd_limit``), then combine the ranks' results (:func:`merged_across_ranks`)."""
     result = SetPass(swd=swd, ms_ssim=ms_ssim)
-    if want_stats:
-        result.stats = FeatureStats(FEATURE_DIM, keep_features=keep_features, meta=extractor.stats_meta(images))
-    desc = f"{role} [{extractor.protocol}]" if extractor is not None else role
-    with progress_bar(images, desc=desc, enabled=progress) as bar:
-        for batch in images:
-            if want_stats:
-                features = extractor(batch)
-                result.stats.update(features)
-                if want_logits:
-                    with torch.inference_mode():
-                        result.logits.append(extractor.model.logits_unbiased(features).cpu())
-            if swd is not None or ms_ssim is not None:
-                if not isinstance(batch, torch.Tensor):
-                    raise InputError(f"{images.description}: SWD and MS-SSIM need images of one size, "
-                                     "but this set mixes sizes")
-                if swd is not None and (swd_limit is None or swd.num_images < swd_limit):
-                    swd.update(batch if swd_limit is None else batch[: swd_limit - swd.num_images])
-                if ms_ssim is not None:
-                    ms_ssim.update(batch)
-            result.num_images += len(batch)
-            bar.update(len(batch))
-    return result
+    with failing_together(shard):
+        images = open_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed,
+                             value_range=value_range, device=device, num_workers=num_workers, z_dim=z_dim, shard=shard)
+        if want_stats:
+            result.stats = FeatureStats(FEATURE_DIM, keep_features=keep_features, meta=extractor.stats_meta(images.description))
+        desc = f"{role} [{extractor.protocol}]" if extractor is not None else role
+        with progress_bar(images, desc=desc, enabled=progress) as bar:
+            for batch in images:
+                if want_stats:
+                    features = check_finite_features(extractor(batch), images, result.num_images)
+                    result.stats.update(features)
+                    if want_logits:
+                        with torch.inference_mode():
+                            result.logits.append(extractor.model.logits_unbiased(features).cpu())
+                if swd is not None or ms_ssim is not None:
+                    if not isinstance(batch, torch.Tensor):
+                        raise InputError(f"{images.description}: SWD and MS-SSIM need images of one size, "
+                                         "but this set mixes sizes")
+                    if swd is not None:
+                        indices = shard.global_index(np.arange(result.num_images, result.num_images + len(batch)))
+                        keep = len(batch) if swd_limit is None else int(np.count_nonzero(indices < swd_limit))
+                        if keep:
+                            swd.update(batch[:keep], indices[:keep])
+                    if ms_ssim is not None:
+                        ms_ssim.update(batch)
+                result.num_images += len(batch)
+                bar.update(len(batch))
+    return merged_across_ranks(result, shard, with_logits=want_logits)
+
+
+def merged_across_ranks(result: SetPass, shard: Shard, *, with_logits: bool) -> SetPass:
+    """One set's pass over the whole set from every rank's share (collective): statistics merged, logits and
+    MS-SSIM values gathered, image counts summed.  SWD descriptors stay with each rank until
+    :func:`~ganmetrics.metrics.swd.swd_across_ranks`."""
+    if not shard.active:
+        return result
+    logits = []
+    if with_logits:
+        local = torch.cat(result.logits) if result.logits else torch.zeros(0, NUM_CLASSES, dtype=torch.float32)
+        logits = [gather_rows(local, shard)]
+    return SetPass(stats=result.stats.merged_across_ranks(shard) if result.stats is not None else None,
+                   logits=logits, swd=result.swd,
+                   ms_ssim=result.ms_ssim.merged_across_ranks(shard) if result.ms_ssim is not None else None,
+                   num_images=all_sum_int(result.num_images, shard))
 
 
 def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol: str = DEFAULT_PROTOCOL,
@@ -101,7 +124,7 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
              kid_subsets: int = 100, kid_subset_size: int = 1000, kid_degree: int = 3, kid_gamma: float | None = None,
              kid_coef0: float = 1.0, is_splits: int = 10, is_shuffle: bool = True,
              is_shuffle_seed: int = TORCH_FIDELITY_SHUFFLE_SEED, ms_ssim_num_pairs: int = 10000,
-             swd_num_images: int | None = None) -> dict:
+             swd_num_images: int | None = None, distributed: bool | None = None) -> dict:
     """Several metrics of ``gen`` against ``real`` in one pass over each set.
 
     Returns a dict with the requested keys: ``"fid"`` (float), ``"kid"`` and ``"is"``
@@ -111,9 +134,13 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
     accepts; ``real`` may be ``None`` when only ``is`` / ``ms_ssim`` are asked for.
     ``seed`` seeds a generator's latents, the KID subsets and the SWD draws.  SWD compares the
     first ``n = min(len(gen), swd_num_images)`` images of each set, so ``real`` needs at least ``n``.
+
+    Under torchrun each rank takes its share of both sets (:mod:`ganmetrics.distributed`) and every
+    rank returns the same results, those of a single process (``distributed=False``: this process alone).
     """
     chosen = parse_metrics(metrics)
     device = resolve_device(device)
+    shard = current_shard(distributed)
     needs_real = [m for m in chosen if m not in GEN_ONLY]
     if needs_real and real is None:
         raise InputError(f"{', '.join(needs_real)} compare two sets: pass real=")
@@ -123,14 +150,17 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
                          "array ...) as real")
     extractor = None
     if FEATURE_METRICS & set(chosen) and (needs_images(gen) or (real_is_images and {"fid", "kid"} & set(chosen))):
-        extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights, progress=progress)
+        with failing_together(shard):
+            extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights,
+                                         progress=progress and shard.is_main)
     common = dict(batch_size=batch_size, value_range=value_range, device=device, num_workers=num_workers,
-                  z_dim=z_dim, progress=progress, extractor=extractor)
+                  z_dim=z_dim, progress=progress, extractor=extractor, shard=shard)
     gen_pass = run_pass(
         gen, role="gen", want_stats=bool(FEATURE_METRICS & set(chosen)), keep_features="kid" in chosen,
         want_logits="is" in chosen, swd=SWDDescriptors(seed=seed, stream="fake", device=device) if "swd" in chosen
-        else None, ms_ssim=MSSSIMDiversity(max_pairs=ms_ssim_num_pairs) if "ms_ssim" in chosen else None,
+        else None, ms_ssim=MSSSIMDiversity.for_shard(shard, max_pairs=ms_ssim_num_pairs) if "ms_ssim" in chosen else None,
         num_samples=num_samples, seed=seed, swd_limit=swd_num_images, **common)
+    gen_swd_images = all_sum_int(gen_pass.swd.num_images, shard) if "swd" in chosen else None
     result: dict = {"protocol": protocol}
     real_stats, real_swd = None, None
     if needs_real:
@@ -139,7 +169,7 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
                 real, role="real", want_stats=bool({"fid", "kid"} & set(chosen)), keep_features="kid" in chosen,
                 want_logits=False, swd=SWDDescriptors(seed=seed, stream="real", device=device)
                 if "swd" in chosen else None, ms_ssim=None, num_samples=None, seed=seed,
-                swd_limit=gen_pass.swd.num_images if "swd" in chosen else None, **common)
+                swd_limit=gen_swd_images, **common)
             real_stats, real_swd = real_pass.stats, real_pass.swd
             real_count = real_pass.num_images
         else:
@@ -162,15 +192,16 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
                                       coef0=kid_coef0, seed=seed, device=device)
         result["kid"] = {"mean": mean, "std": std}
     if "is" in chosen:
-        logits = torch.cat(gen_pass.logits) if gen_pass.logits else torch.zeros(0, 1008)
+        logits = torch.cat(gen_pass.logits) if gen_pass.logits else torch.zeros(0, NUM_CLASSES)
         mean, std = inception_score_from_logits(logits, splits=is_splits, shuffle=is_shuffle,
                                                 shuffle_seed=is_shuffle_seed)
         result["is"] = {"mean": mean, "std": std}
     if "swd" in chosen:
-        if real_swd.num_images < gen_pass.swd.num_images:
-            raise InputError(f"SWD compares equal-sized sets: gen has {gen_pass.swd.num_images} images but real only "
-                             f"{real_swd.num_images}; pass swd_num_images (--swd-images) <= {real_swd.num_images}")
-        result["swd"] = swd_from_descriptors(gen_pass.swd, real_swd, seed=seed, device=device)
+        real_swd_images = all_sum_int(real_swd.num_images, shard)
+        if real_swd_images < gen_swd_images:
+            raise InputError(f"SWD compares equal-sized sets: gen has {gen_swd_images} images but real only "
+                             f"{real_swd_images}; pass swd_num_images (--swd-images) <= {real_swd_images}")
+        result["swd"] = swd_across_ranks(gen_pass.swd, real_swd, shard, seed=seed, device=device)
     if "ms_ssim" in chosen:
         result["ms_ssim"] = gen_pass.ms_ssim.compute()
     return result

@@ -13,6 +13,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ._version import __version__
+from .distributed import current_shard, failing_together, local_device
+from .errors import StatsError
 from .inception import FEATURE_DIM, FIDInceptionV3, load_inception
 from .preprocess import DEFAULT_PROTOCOL, check_protocol, preprocess
 from .sources import ImageBatch, ImageSource, open_source
@@ -20,9 +22,9 @@ from .stats import FEATURE_NAME, STATS_FORMAT, FeatureStats
 
 
 def resolve_device(device: torch.device | str | None) -> torch.device:
-    """``None`` → the first CUDA device when there is one, else the CPU."""
+    """``None`` → ``cuda:LOCAL_RANK`` under torchrun, else the first CUDA device when there is one, else the CPU."""
     if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return local_device() or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
@@ -66,39 +68,67 @@ class FeatureExtractor:
             x = preprocess(images, self.protocol).contiguous(memory_format=torch.channels_last)
             return self.model(x)
 
-    def stats_meta(self, source: ImageSource) -> dict:
+    def stats_meta(self, description: str) -> dict:
+        """The metadata of statistics computed by this extractor from the images ``description`` names."""
         return {
             "format": STATS_FORMAT,
             "protocol": self.protocol,
             "feature": FEATURE_NAME,
             "weights_sha256": self.weights_sha256,
-            "source": source.description,
+            "source": description,
             "ganmetrics_version": __version__,
         }
 
 
 def progress_bar(source: ImageSource, *, desc: str, enabled: bool) -> tqdm:
-    """A tqdm bar over images (not batches) on stderr."""
-    return tqdm(total=source.num_images, desc=desc, unit="img", disable=not enabled, dynamic_ncols=True, leave=False)
+    """A tqdm bar over images (not batches) on stderr; only rank 0 of a sharded pass shows one (its own share)."""
+    return tqdm(total=source.num_images, desc=desc, unit="img", disable=not enabled or not source.shard.is_main,
+                dynamic_ncols=True, leave=False)
+
+
+def check_finite_features(features: torch.Tensor, images: ImageSource | str, first: int = 0) -> torch.Tensor:
+    """``features`` of the batch that starts at this rank's image ``first`` of ``images`` (a source, or what to call
+    a lone batch); StatsError naming the images whose features are NaN or infinite (broken weights, a faulty
+    device or driver: the inputs are uint8)."""
+    bad = ~torch.isfinite(features).all(dim=1)
+    if bool(bad.any()):
+        rows = bad.nonzero().flatten().cpu().numpy() + first
+        if isinstance(images, str):
+            names = [f"image {row} of {images}" for row in rows[:5]]
+        else:
+            names = [images.image_name(int(i)) for i in images.shard.global_index(rows[:5])]
+        names = ", ".join(names) + (" ..." if len(rows) > 5 else "")
+        raise StatsError(f"the Inception features of {len(rows)} image(s) are NaN or infinite: {names}. The images "
+                         "are valid 8-bit data, so the network produced them: check the weights (--weights) and "
+                         "try --device cpu")
+    return features
 
 
 def compute_stats(source, *, protocol: str = DEFAULT_PROTOCOL, num_samples: int | None = None,
                   keep_features: bool = False, batch_size: int = 64, device: torch.device | str | None = None,
                   seed: int = 0, weights: str | None = None, value_range: tuple[float, float] = (-1.0, 1.0),
                   progress: bool = True, num_workers: int | None = None, z_dim: int | None = None,
-                  extractor: FeatureExtractor | None = None) -> FeatureStats:
+                  extractor: FeatureExtractor | None = None, distributed: bool | None = None) -> FeatureStats:
     """Mean and covariance (float64) of the Inception pool3 features of ``source``.
 
     ``source`` is anything :func:`ganmetrics.sources.open_source` accepts (folder, zip, array,
     tensor, DataLoader, generator with ``num_samples``).  ``keep_features=True`` also keeps
-    the float32 features (for KID).
+    the float32 features (for KID).  Under torchrun the images are sharded by rank and every rank
+    returns the statistics of the whole set (:mod:`ganmetrics.distributed`; ``distributed=False``:
+    this process alone).
     """
-    extractor = extractor or FeatureExtractor(protocol=protocol, device=device, weights=weights, progress=progress)
-    images = open_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed,
-                         value_range=value_range, device=extractor.device, num_workers=num_workers, z_dim=z_dim)
-    stats = FeatureStats(FEATURE_DIM, keep_features=keep_features, meta=extractor.stats_meta(images))
-    with progress_bar(images, desc=f"features [{extractor.protocol}]", enabled=progress) as bar:
-        for batch in images:
-            stats.update(extractor(batch))
-            bar.update(len(batch))
-    return stats
+    shard = current_shard(distributed)
+    with failing_together(shard):
+        extractor = extractor or FeatureExtractor(protocol=protocol, device=device, weights=weights,
+                                                  progress=progress and shard.is_main)
+        images = open_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed,
+                             value_range=value_range, device=extractor.device, num_workers=num_workers, z_dim=z_dim,
+                             shard=shard)
+        stats = FeatureStats(FEATURE_DIM, keep_features=keep_features, meta=extractor.stats_meta(images.description))
+        done = 0
+        with progress_bar(images, desc=f"features [{extractor.protocol}]", enabled=progress) as bar:
+            for batch in images:
+                stats.update(check_finite_features(extractor(batch), images, done))
+                done += len(batch)
+                bar.update(len(batch))
+    return stats.merged_across_ranks(shard)

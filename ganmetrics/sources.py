@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .distributed import LOCAL, Shard
 from .errors import InputError, SourceNotFoundError
 from .imageio import IMAGE_EXTENSIONS, decode_image, is_image_name, scale_16bit
 
@@ -54,12 +55,27 @@ class ImageSource:
 
     Every iteration starts again from the beginning (a generator source redraws the same
     latents from its seed).  ``num_images`` is how many images an iteration yields, ``None``
-    when unknown in advance (iterables without ``num_samples``).
+    when unknown in advance (iterables without ``num_samples``).  ``shard``: which images of the
+    whole set (``description``) this process yields — its ``j``-th is ``shard.global_index(j)``
+    (:mod:`ganmetrics.distributed`); all of them by default.  ``total_images``: the size of the
+    whole set (``num_images`` without sharding; None when unknown).
     """
 
     description: str
     num_images: int | None
     iterate: Callable[[], Iterator[ImageBatch]] = field(repr=False, compare=False)
+    shard: Shard = LOCAL
+    total_images: int | None = None
+    #: the name of image ``i`` of the whole set (a file path, an archive member ...), for error messages
+    name_of: Callable[[int], str] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.total_images is None and not self.shard.active:
+            self.total_images = self.num_images
+
+    def image_name(self, index: int) -> str:
+        """What error messages call image ``index`` of the whole set."""
+        return self.name_of(index) if self.name_of is not None else f"image {index} of {self.description}"
 
     def __iter__(self) -> Iterator[ImageBatch]:
         return iter(self.iterate())
@@ -323,7 +339,9 @@ def _default_workers(num_workers: int | None) -> int:
     return _check_count(num_workers, "num_workers", minimum=0)
 
 
-def _loader_source(dataset: Dataset, description: str, *, batch_size: int, num_workers: int) -> ImageSource:
+def _loader_source(dataset: Dataset, description: str, *, batch_size: int, num_workers: int,
+                   shard: Shard = LOCAL, total: int | None = None,
+                   name_of: Callable[[int], str] | None = None) -> ImageSource:
     count = len(dataset)
     workers = min(num_workers, math.ceil(count / batch_size))
 
@@ -341,7 +359,7 @@ def _loader_source(dataset: Dataset, description: str, *, batch_size: int, num_w
         if failure is not None:
             raise InputError(failure.message)
 
-    return ImageSource(description, count, iterate)
+    return ImageSource(description, count, iterate, shard, total, name_of)
 
 
 def list_image_files(folder: str | os.PathLike) -> list[str]:
@@ -373,13 +391,35 @@ def list_image_files(folder: str | os.PathLike) -> list[str]:
     return names
 
 
+def _local_items(items: list, total: int, shard: Shard) -> list:
+    """This rank's items among the first ``total`` (all of them without sharding)."""
+    return items[:total] if not shard.active else [items[i] for i in shard.indices(total)]
+
+
+def _local_rows(total: int, batch_size: int, shard: Shard) -> Iterator[slice | torch.Tensor]:
+    """Row selections of this rank's images among ``total``, ``batch_size`` at a time: slices without
+    sharding, index tensors with it."""
+    if not shard.active:
+        for start in range(0, total, batch_size):
+            yield slice(start, min(start + batch_size, total))
+        return
+    indices = torch.from_numpy(shard.indices(total))
+    for start in range(0, len(indices), batch_size):
+        yield indices[start:start + batch_size]
+
+
+def _first_row(rows: slice | torch.Tensor) -> int:
+    return rows.start if isinstance(rows, slice) else int(rows[0])
+
+
 def _no_images_message(what: str, has_files: bool) -> str:
     state = "has no image files" if has_files else "is empty"
     return (f"{what} {state}: looked recursively for {', '.join(IMAGE_EXTENSIONS)} (any letter case; "
             "hidden files and folders skipped); point to the folder or archive that holds the images")
 
 
-def _folder_source(folder: Path, *, num_samples: int | None, batch_size: int, num_workers: int) -> ImageSource:
+def _folder_source(folder: Path, *, num_samples: int | None, batch_size: int, num_workers: int,
+                   shard: Shard = LOCAL) -> ImageSource:
     folder = folder.resolve()
     names = list_image_files(folder)
     if not names:
@@ -387,8 +427,9 @@ def _folder_source(folder: Path, *, num_samples: int | None, batch_size: int, nu
         raise InputError(_no_images_message(f"folder {folder}", has_files))
     n = _take(len(names), num_samples, f"folder {folder}")
     description = f"folder {folder} ({_count_text(n, len(names))})"
-    return _loader_source(_FileDataset(str(folder), names[:n]), description,
-                          batch_size=batch_size, num_workers=num_workers)
+    return _loader_source(_FileDataset(str(folder), _local_items(names, n, shard)), description,
+                          batch_size=batch_size, num_workers=num_workers, shard=shard, total=n,
+                          name_of=lambda i: str(folder / names[i]))
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -399,7 +440,8 @@ def _unsafe_member(name: str) -> bool:
     return name.startswith("/") or bool(_DRIVE.match(name)) or ".." in name.split("/")
 
 
-def _zip_source(path: Path, *, num_samples: int | None, batch_size: int, num_workers: int) -> ImageSource:
+def _zip_source(path: Path, *, num_samples: int | None, batch_size: int, num_workers: int,
+                shard: Shard = LOCAL) -> ImageSource:
     path = path.resolve()
     try:
         with zipfile.ZipFile(path) as archive:
@@ -422,8 +464,9 @@ def _zip_source(path: Path, *, num_samples: int | None, batch_size: int, num_wor
     members.sort()
     n = _take(len(members), num_samples, f"zip archive {path}")
     description = f"zip {path} ({_count_text(n, len(members))})"
-    return _loader_source(_ZipDataset(str(path), members[:n]), description,
-                          batch_size=batch_size, num_workers=num_workers)
+    return _loader_source(_ZipDataset(str(path), _local_items(members, n, shard)), description,
+                          batch_size=batch_size, num_workers=num_workers, shard=shard, total=n,
+                          name_of=lambda i: f"{path}:{members[i][0]}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,7 +474,7 @@ def _zip_source(path: Path, *, num_samples: int | None, batch_size: int, num_wor
 
 
 def _array_source(a: np.ndarray, what: str, *, num_samples: int | None, batch_size: int,
-                  value_range: ValueRange) -> ImageSource:
+                  value_range: ValueRange, shard: Shard = LOCAL) -> ImageSource:
     _check_array_dtype(a.dtype, what)
     _check_nhwc(a.shape, what)
     if a.shape[0] == 0:
@@ -441,10 +484,10 @@ def _array_source(a: np.ndarray, what: str, *, num_samples: int | None, batch_si
         _check_array_floats(a[:n], value_range, what)
 
     def iterate() -> Iterator[ImageBatch]:
-        for start in range(0, n, batch_size):
-            yield _array_to_uint8(a[start:min(start + batch_size, n)], value_range)
+        for rows in _local_rows(n, batch_size, shard):
+            yield _array_to_uint8(a[rows if isinstance(rows, slice) else rows.numpy()], value_range)
 
-    return ImageSource(f"{what} {tuple(a.shape)} ({_count_text(n, a.shape[0])})", n, iterate)
+    return ImageSource(f"{what} {tuple(a.shape)} ({_count_text(n, a.shape[0])})", shard.count(n), iterate, shard, n)
 
 
 def _array_file_source(path: Path, **kwargs: Any) -> ImageSource:
@@ -480,7 +523,7 @@ def _array_file_source(path: Path, **kwargs: Any) -> ImageSource:
 
 
 def _tensor_source(x: torch.Tensor, *, num_samples: int | None, batch_size: int, value_range: ValueRange,
-                   device: torch.device | None) -> ImageSource:
+                   device: torch.device | None, shard: Shard = LOCAL) -> ImageSource:
     what = f"{str(x.dtype).replace('torch.', '')} tensor"
     _check_tensor_dtype(x.dtype, what)
     _check_nchw(x.shape, what)
@@ -493,10 +536,12 @@ def _tensor_source(x: torch.Tensor, *, num_samples: int | None, batch_size: int,
     target = device if device is not None else x.device
 
     def iterate() -> Iterator[ImageBatch]:
-        for start in range(0, n, batch_size):
-            yield _tensor_to_uint8(x[start:min(start + batch_size, n)], value_range).to(target)
+        for rows in _local_rows(n, batch_size, shard):
+            rows = rows if isinstance(rows, slice) else rows.to(x.device)
+            yield _tensor_to_uint8(x[rows], value_range).to(target)
 
-    return ImageSource(f"{what} {tuple(x.shape)} on {x.device} ({_count_text(n, x.shape[0])})", n, iterate)
+    return ImageSource(f"{what} {tuple(x.shape)} on {x.device} ({_count_text(n, x.shape[0])})", shard.count(n),
+                       iterate, shard, n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -551,12 +596,28 @@ def _convert_batch(images: torch.Tensor | np.ndarray | list, value_range: ValueR
     return converted
 
 
+def _select(chunk: ImageBatch, keep: np.ndarray) -> ImageBatch:
+    """The images of ``chunk`` where ``keep`` (bool per image) is true."""
+    if isinstance(chunk, torch.Tensor):
+        return chunk[torch.from_numpy(keep).to(chunk.device)]
+    return [image for image, kept in zip(chunk, keep, strict=True) if kept]
+
+
+def to_uint8_batch(images: torch.Tensor | np.ndarray | list, value_range: Sequence[float] = (-1.0, 1.0),
+                   what: str = "images") -> ImageBatch:
+    """One batch as uint8 ``N×3×H×W``: a tensor N×C×H×W (uint8, uint16 or float in ``value_range``), an
+    array N×H×W×C, or a list of C×H×W tensors — checked and converted as every source's batches are."""
+    return _convert_batch(images, _check_value_range(value_range), what)
+
+
 def _iterable_source(iterable: Iterable, description: str, *, num_images: int | None, num_samples: int | None,
-                     batch_size: int, value_range: ValueRange, device: torch.device | None) -> ImageSource:
+                     batch_size: int, value_range: ValueRange, device: torch.device | None,
+                     shard: Shard = LOCAL) -> ImageSource:
+    """Batches of an iterable; with sharding every rank reads all of it and keeps its own images."""
     one_shot = isinstance(iterable, Iterator)
 
     def iterate() -> Iterator[ImageBatch]:
-        count = 0
+        count = 0  # images of the whole set so far
         for index, raw in enumerate(iterable):
             what = f"batch {index} of {description}"
             batch = _convert_batch(_batch_images(raw, what), value_range, what, warn=index == 0)
@@ -564,10 +625,13 @@ def _iterable_source(iterable: Iterable, description: str, *, num_images: int | 
                 chunk = batch[start:start + batch_size]
                 if num_samples is not None:
                     chunk = chunk[:num_samples - count]
-                count += len(chunk)
+                first, count = count, count + len(chunk)
+                if shard.active:
+                    chunk = _select(chunk, shard.owns(np.arange(first, count)))
                 if device is not None:
                     chunk = chunk.to(device) if isinstance(chunk, torch.Tensor) else [c.to(device) for c in chunk]
-                yield chunk
+                if len(chunk):
+                    yield chunk
                 if count == num_samples:
                     return
         if count == 0:
@@ -578,7 +642,8 @@ def _iterable_source(iterable: Iterable, description: str, *, num_images: int | 
             raise InputError(f"{description} yielded only {count} images but num_samples={num_samples} was "
                              f"requested; lower num_samples or give more data")
 
-    return ImageSource(description, num_samples if num_samples is not None else num_images, iterate)
+    total = num_samples if num_samples is not None else num_images
+    return ImageSource(description, None if total is None else shard.count(total), iterate, shard, total)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -605,7 +670,8 @@ def _module_placement(G: Any) -> tuple[torch.device, torch.dtype]:
 
 
 def _generator_source(G: Callable, *, num_samples: int | None, batch_size: int, seed: int,
-                      value_range: ValueRange, device: torch.device | None, z_dim: int | None) -> ImageSource:
+                      value_range: ValueRange, device: torch.device | None, z_dim: int | None,
+                      shard: Shard = LOCAL) -> ImageSource:
     name = type(G).__name__ if isinstance(G, nn.Module) else getattr(G, "__name__", type(G).__name__)
     if num_samples is None:
         raise InputError(f"generator {name}: pass num_samples= (how many images to generate)")
@@ -627,17 +693,17 @@ def _generator_source(G: Callable, *, num_samples: int | None, batch_size: int, 
         latents = torch.randn(num_samples, z_dim, generator=rng)  # 50,000 × 512 float32: 100 MB
         labels = torch.randint(0, num_classes or c_dim, (num_samples,), generator=rng) if num_classes or c_dim \
             else None
-        done = 0
-        while done < num_samples:
-            size = min(batch_size, num_samples - done)
-            args = [latents[done:done + size].to(target, dtype)]
+        for rows in _local_rows(num_samples, batch_size, shard):
+            z = latents[rows]
+            size, first = len(z), _first_row(rows)
+            args = [z.to(target, dtype)]
             if num_classes:
-                args.append(labels[done:done + size].to(target))
+                args.append(labels[rows].to(target))
             elif c_dim:  # StyleGAN2-ADA convention: one-hot float labels
-                args.append(torch.nn.functional.one_hot(labels[done:done + size], c_dim).to(target, dtype))
+                args.append(torch.nn.functional.one_hot(labels[rows], c_dim).to(target, dtype))
             with torch.no_grad():
                 out = G(*args)
-            what = f"generator {name} (batch of {size} starting at sample {done})"
+            what = f"generator {name} (batch of {size} starting at sample {first})"
             if not isinstance(out, torch.Tensor):
                 raise InputError(f"{what} returned a {type(out).__name__}; expected a float tensor N×C×H×W in "
                                  f"value_range — wrap G to return only the images")
@@ -649,9 +715,9 @@ def _generator_source(G: Callable, *, num_samples: int | None, batch_size: int, 
             if not bool(torch.isfinite(out).all()):
                 raise InputError(f"{what} returned NaN or infinite values; check the model/checkpoint")
             yield _tensor_to_uint8(out, value_range)
-            done += size
 
-    return ImageSource(description, num_samples, iterate)
+    return ImageSource(description, shard.count(num_samples), iterate, shard, num_samples,
+                       lambda i: f"sample {i} (seed {seed}) of generator {name}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,8 +737,8 @@ def _reference_names() -> str:
 def _path_source(source: str | os.PathLike, **kwargs: Any) -> ImageSource:
     text = os.fspath(source)
     path = Path(os.path.expanduser(text))
-    file_kwargs = {k: kwargs[k] for k in ("num_samples", "batch_size", "num_workers")}
-    array_kwargs = {k: kwargs[k] for k in ("num_samples", "batch_size", "value_range")}
+    file_kwargs = {k: kwargs[k] for k in ("num_samples", "batch_size", "num_workers", "shard")}
+    array_kwargs = {k: kwargs[k] for k in ("num_samples", "batch_size", "value_range", "shard")}
     if path.is_dir():
         return _folder_source(path, **file_kwargs)
     if path.exists():
@@ -698,6 +764,13 @@ def _path_source(source: str | os.PathLike, **kwargs: Any) -> ImageSource:
 # ---------------------------------------------------------------------------------------------
 
 
+def _has_distributed_sampler(loader: DataLoader) -> bool:
+    from torch.utils.data.distributed import DistributedSampler
+
+    samplers = (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None))
+    return any(isinstance(sampler, DistributedSampler) for sampler in samplers)
+
+
 def is_generator(source: Any) -> bool:
     """True when :func:`open_source` samples ``source`` as a generator (an ``nn.Module``, or a callable
     that is not an iterable, array, tensor or path); such sources need ``num_samples``."""
@@ -708,7 +781,7 @@ def is_generator(source: Any) -> bool:
 
 def open_source(source: Any, *, num_samples: int | None = None, batch_size: int = 64, seed: int = 0,
                 value_range: Sequence[float] = (-1.0, 1.0), device: torch.device | str | None = None,
-                num_workers: int | None = None, z_dim: int | None = None) -> ImageSource:
+                num_workers: int | None = None, z_dim: int | None = None, shard: Shard = LOCAL) -> ImageSource:
     """Any image input → an :class:`ImageSource` of uint8 N×3×H×W batches (at most ``batch_size`` each).
 
     ``source``: a folder (recursive, sorted by relative path), a ``.zip``, a ``.npz``/``.npy``
@@ -728,6 +801,12 @@ def open_source(source: Any, *, num_samples: int | None = None, batch_size: int 
     depend on the seed alone — not on the device or the batch size — and are exactly those of a
     zoo model's ``G.sample(num_samples, seed)`` (``ganmetrics sample`` writes them as PNGs).
     ``G`` is called under ``torch.no_grad()``; its train/eval mode is left as it is.
+
+    ``shard``: yield only this process's images of the set (:class:`ganmetrics.distributed.Shard`;
+    ``num_samples`` still counts the whole set).  Files, arrays and tensors are read only for the
+    rank's images; a generator draws every latent but generates only its rank's images; an iterable
+    is read whole by every rank, each keeping its own images — so a DataLoader given under sharding
+    must not have a ``DistributedSampler`` (an error says so).
     """
     batch_size = _check_count(batch_size, "batch_size", minimum=1)
     if num_samples is not None:
@@ -738,28 +817,36 @@ def open_source(source: Any, *, num_samples: int | None = None, batch_size: int 
     seed = _check_count(seed, "seed", minimum=0)
 
     if isinstance(source, ImageSource):
+        if source.shard.active:
+            raise InputError(f"{source.description} is already one rank's share of a set; pass the source itself")
         return _iterable_source(source, source.description, num_images=source.num_images, num_samples=num_samples,
-                                batch_size=batch_size, value_range=value_range, device=target)
+                                batch_size=batch_size, value_range=value_range, device=target, shard=shard)
     if isinstance(source, (str, os.PathLike)):
         return _path_source(source, num_samples=num_samples, batch_size=batch_size, num_workers=workers,
-                            value_range=value_range)
+                            value_range=value_range, shard=shard)
     if isinstance(source, torch.Tensor):
         return _tensor_source(source, num_samples=num_samples, batch_size=batch_size, value_range=value_range,
-                              device=target)
+                              device=target, shard=shard)
     if isinstance(source, np.ndarray):
         what = f"{source.dtype} array"
-        return _array_source(source, what, num_samples=num_samples, batch_size=batch_size, value_range=value_range)
+        return _array_source(source, what, num_samples=num_samples, batch_size=batch_size, value_range=value_range,
+                             shard=shard)
     if is_generator(source):
         return _generator_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed,
-                                 value_range=value_range, device=target, z_dim=z_dim)
+                                 value_range=value_range, device=target, z_dim=z_dim, shard=shard)
     if isinstance(source, (bytes, bytearray)):
         raise InputError("got bytes as an image source; pass a path, an array or a tensor")
     if isinstance(source, Iterable):
         name = type(source).__name__
         description = f"{name} of batches" if not isinstance(source, DataLoader) else (
             f"DataLoader over {type(source.dataset).__name__}")
+        if shard.active and isinstance(source, DataLoader) and _has_distributed_sampler(source):
+            raise InputError(
+                f"{description} uses a DistributedSampler, but ganmetrics shards the images itself under torchrun: "
+                "pass a DataLoader without it (every rank reads it and keeps its own images), or feed each rank's "
+                "batches to a metric object (ganmetrics.FID(...).update) instead")
         return _iterable_source(source, description, num_images=None, num_samples=num_samples,
-                                batch_size=batch_size, value_range=value_range, device=target)
+                                batch_size=batch_size, value_range=value_range, device=target, shard=shard)
     raise InputError(
         f"cannot read images from a {type(source).__name__}; expected a folder, .zip, .npz/.npy path, a numpy "
         "array, a torch.Tensor, a DataLoader/iterable of batches, or a generator (nn.Module / callable)"
@@ -767,5 +854,4 @@ def open_source(source: Any, *, num_samples: int | None = None, batch_size: int 
 
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageBatch", "ImageSource", "decode_image", "is_generator", "list_image_files",
-           "open_source",
-           "quantize"]
+           "open_source", "quantize", "to_uint8_batch"]

@@ -23,6 +23,7 @@ import torch
 
 from ._version import __version__
 from .atomic import atomic_write
+from .distributed import Shard, all_gather_concat, all_gather_counts, all_gather_tensor, gather_rows
 from .errors import ProtocolError, SourceNotFoundError, StatsError
 from .frechet import as_moments
 
@@ -132,6 +133,30 @@ class FeatureStats:
         self._sigma = None
         if self.keep_features:
             self._features.append(_float32_copy(features))
+
+    def merged_across_ranks(self, shard: Shard, *, set_order: bool = True) -> FeatureStats:
+        """Statistics of the whole set from every rank's share (collective: all ranks call it).
+
+        Each rank's ``(n, mean, M2)`` is gathered and combined in rank order with Chan et al.'s update,
+        the same arithmetic on every rank, so all ranks hold identical results; kept features are
+        gathered in the order of the whole set (:func:`ganmetrics.distributed.gather_rows`), or with
+        ``set_order=False`` (each rank fed its own data) rank after rank.
+        """
+        if not shard.active:
+            return self
+        n, mean, m2 = self._state()
+        state: Moments = (0, torch.zeros_like(mean), torch.zeros_like(m2))
+        for count, part_mean, part_m2 in zip(all_gather_counts(n), all_gather_tensor(mean), all_gather_tensor(m2),
+                                             strict=True):
+            state = combine_moments(state, (count, part_mean, part_m2))
+        merged = FeatureStats(self.dim, keep_features=self.keep_features, meta=self.meta, device=mean.device)
+        if state[0]:
+            merged._n, merged._mean, merged._m2 = state
+        if self.keep_features:
+            features = torch.from_numpy(self.features)
+            merged._features = [(gather_rows(features, shard) if set_order else all_gather_concat(features, shard))
+                                .numpy()]
+        return merged
 
     def merge(self, other: FeatureStats) -> FeatureStats:
         """New statistics of the union of both sets (same as concatenating the data); checks compatibility."""

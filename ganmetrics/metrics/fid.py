@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..distributed import current_shard
 from ..features import FeatureExtractor, compute_stats
 from ..frechet import frechet_distance
 from ..preprocess import DEFAULT_PROTOCOL
@@ -61,30 +62,34 @@ def fid_from_stats(a: FeatureStats, b: FeatureStats, *, strict: bool = True) -> 
 def fid(gen, real, *, protocol: str = DEFAULT_PROTOCOL, num_samples: int | None = None, batch_size: int = 64,
         device=None, seed: int = 0, weights: str | None = None, value_range: tuple[float, float] = (-1.0, 1.0),
         progress: bool = True, strict: bool = True, num_workers: int | None = None,
-        z_dim: int | None = None) -> float:
+        z_dim: int | None = None, distributed: bool | None = None) -> float:
     """FID between ``gen`` and ``real``.
 
     ``gen``: a generator (``nn.Module`` or callable, needs ``num_samples``), folder, zip,
     npz/npy, array, tensor or DataLoader.  ``real``: any of those, or a statistics file, a
     :class:`FeatureStats`, or the name of a bundled reference set.  Statistics of different
-    protocols or weights are refused unless ``strict=False``.
+    protocols or weights are refused unless ``strict=False``.  Under torchrun the images are sharded
+    by rank and every rank returns the same FID (``distributed=False``: this process alone).
     """
     stats_pair = resolve_stats_pair(gen, real, protocol=protocol, num_samples=num_samples, batch_size=batch_size,
                                     device=device, seed=seed, weights=weights, value_range=value_range,
-                                    progress=progress, num_workers=num_workers, z_dim=z_dim)
+                                    progress=progress, num_workers=num_workers, z_dim=z_dim, distributed=distributed)
     return fid_from_stats(*stats_pair, strict=strict)
 
 
 def resolve_stats_pair(gen, real, *, protocol: str, num_samples: int | None, weights: str | None, device,
-                       progress: bool, **kwargs) -> tuple[FeatureStats, FeatureStats]:
+                       progress: bool, distributed: bool | None = None,
+                       **kwargs) -> tuple[FeatureStats, FeatureStats]:
     """Statistics of both sides, sharing one loaded network.
 
     ``num_samples`` applies to ``gen``; ``real`` uses all of its images.
     """
     extractor = None
     if needs_images(gen) or needs_images(real):
-        extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights, progress=progress)
-    common = dict(protocol=protocol, weights=weights, device=device, progress=progress, extractor=extractor, **kwargs)
+        shown = progress and current_shard(distributed).is_main
+        extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights, progress=shown)
+    common = dict(protocol=protocol, weights=weights, device=device, progress=progress, extractor=extractor,
+                  distributed=distributed, **kwargs)
     gen_stats = as_stats(gen, num_samples=num_samples, **common)
     real_stats = as_stats(real, **common)
     return gen_stats, real_stats

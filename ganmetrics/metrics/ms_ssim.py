@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..distributed import Shard, all_gather_concat, all_sum_int, current_shard, failing_together
 from ..errors import InputError
 from ..features import progress_bar, resolve_device
 from ..sources import ImageBatch, ImageSource, is_generator, open_source
@@ -218,6 +219,14 @@ class MSSSIMDiversity:
         self._leftover: torch.Tensor | None = None
         self._size: tuple[int, int] | None = None
 
+    @classmethod
+    def for_shard(cls, shard: Shard, *, max_pairs: int, device: torch.device | str | None = None) -> MSSSIMDiversity:
+        """The accumulator of this rank's share of the first ``max_pairs`` pairs (pairs are never split across
+        ranks): it scores those of its pairs, possibly none; :meth:`merged_across_ranks` joins the ranks'."""
+        accumulator = cls(max_pairs=max_pairs, device=device)
+        accumulator.max_pairs = shard.count(2 * max_pairs) // 2
+        return accumulator
+
     @property
     def num_pairs(self) -> int:
         """Pairs scored so far."""
@@ -264,6 +273,18 @@ class MSSSIMDiversity:
             self._num_pairs += pairs
         self._leftover = batch[-1].clone() if len(batch) % 2 and not self.full else None
 
+    def merged_across_ranks(self, shard: Shard) -> MSSSIMDiversity:
+        """The pairs of every rank's share together (collective: all ranks call it); the mean is an exactly
+        rounded sum, so it equals the single-process value whatever the sharding."""
+        if not shard.active:
+            return self
+        values = torch.cat(self._values) if self._values else torch.empty(0, dtype=torch.float64)
+        merged = MSSSIMDiversity(max_pairs=None, device=self.device, data_range=self.data_range)
+        merged._values = [all_gather_concat(values.to(torch.float64), shard)]
+        merged._num_pairs = len(merged._values[0])
+        merged.num_images = all_sum_int(self.num_images, shard)
+        return merged
+
     def compute(self) -> float:
         """Mean MS-SSIM over the pairs scored so far."""
         if not self._num_pairs:
@@ -284,30 +305,37 @@ def _batches(images: ImageSource) -> Iterator[ImageBatch]:
 
 def ms_ssim_diversity(gen, *, num_pairs: int = 10000, seed: int = 0, batch_size: int = 64, device=None,
                       value_range: tuple[float, float] = (-1.0, 1.0), progress: bool = True,
-                      num_workers: int | None = None, z_dim: int | None = None) -> float:
+                      num_workers: int | None = None, z_dim: int | None = None,
+                      distributed: bool | None = None) -> float:
     """Mean MS-SSIM over ``num_pairs`` pairs ``(image 2k, image 2k+1)`` of one set (Karras et al. 2018).
 
     ``gen``: anything :func:`ganmetrics.sources.open_source` accepts; a generator draws
     ``2·num_pairs`` images from ``seed``.  A finite set with fewer images uses all its complete pairs
     (with a warning); fewer than 2 images is an error.  Lower means more diverse (PGGAN Table 1:
-    ~0.28 CelebA, ~0.06 LSUN Bedroom).
+    ~0.28 CelebA, ~0.06 LSUN Bedroom).  Under torchrun the pairs are sharded by rank and every rank
+    returns the same value, equal to the single-process one (``distributed=False``: this process alone).
     """
     if isinstance(num_pairs, bool) or not isinstance(num_pairs, int) or num_pairs < 1:
         raise InputError(f"num_pairs must be an integer >= 1, got {num_pairs!r}")
     target = resolve_device(device)
     wanted = 2 * num_pairs
-    images = open_source(gen, num_samples=wanted if is_generator(gen) else None, batch_size=batch_size,
-                         seed=seed, value_range=value_range, device=target, num_workers=num_workers, z_dim=z_dim)
-    accumulator = MSSSIMDiversity(max_pairs=num_pairs, device=target)
-    with progress_bar(images, desc="ms-ssim", enabled=progress) as bar:
-        if images.num_images is not None:
-            bar.total = min(images.num_images, wanted)
-        for batch in _batches(images):
-            accumulator.update(batch)
-            bar.update(min(len(batch), wanted - bar.n))
-            if accumulator.full:
-                break
-    if 0 < accumulator.num_pairs < num_pairs:
+    shard = current_shard(distributed)
+    local_wanted = shard.count(wanted)  # complete pairs: units of two images go to one rank
+    with failing_together(shard):
+        images = open_source(gen, num_samples=wanted if is_generator(gen) else None, batch_size=batch_size,
+                             seed=seed, value_range=value_range, device=target, num_workers=num_workers, z_dim=z_dim,
+                             shard=shard)
+        accumulator = MSSSIMDiversity.for_shard(shard, max_pairs=num_pairs, device=target)
+        with progress_bar(images, desc="ms-ssim", enabled=progress) as bar:
+            if images.num_images is not None:
+                bar.total = min(images.num_images, local_wanted)
+            for batch in _batches(images) if local_wanted else ():
+                accumulator.update(batch)
+                bar.update(min(len(batch), local_wanted - bar.n))
+                if accumulator.full:
+                    break
+    accumulator = accumulator.merged_across_ranks(shard)
+    if 0 < accumulator.num_pairs < num_pairs and shard.is_main:
         unpaired = accumulator.num_images - 2 * accumulator.num_pairs
         warnings.warn(
             f"ms_ssim_diversity: {images.description} has only {accumulator.num_images} images, so "

@@ -63,7 +63,7 @@ import shutil
 import tempfile
 import weakref
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..distributed import (
+    Shard,
+    all_gather_objects,
+    broadcast_object,
+    current_shard,
+    failing_together,
+    gather_rows,
+)
 from ..errors import InputError
 from ..features import progress_bar, resolve_device, tf32_disabled
 from ..sources import ImageBatch, ImageSource, is_generator, open_source
@@ -121,11 +129,18 @@ def patch_centres(seed: int, stream: str, resolution: int, start: int, count: in
     Uniform on ``[3, resolution − 4]`` per axis (multiply-shift of 32 random bits: bias below
     2⁻³²), a pure function of ``(seed, stream, resolution, image index)`` (see the module docstring).
     """
+    return patch_centres_of(seed, stream, resolution, np.arange(start, start + count))
+
+
+def patch_centres_of(seed: int, stream: str, resolution: int, indices: np.ndarray) -> np.ndarray:
+    """Centres ``[len(indices), 128, 2]`` of the images with these indices in their set (:func:`patch_centres`)."""
     span = resolution - PATCH_SIZE + 1
-    counters = np.arange(start * 2 * PATCHES_PER_IMAGE, (start + count) * 2 * PATCHES_PER_IMAGE, dtype=np.uint64)
+    indices = np.asarray(indices, dtype=np.uint64)
+    counters = (indices[:, None] * np.uint64(2 * PATCHES_PER_IMAGE)
+                + np.arange(2 * PATCHES_PER_IMAGE, dtype=np.uint64)).ravel()
     words = _mix64(np.uint64(_key(seed, stream, resolution)) + (counters + np.uint64(1)) * np.uint64(_GAMMA))
     centres = ((words >> np.uint64(32)) * np.uint64(span)) >> np.uint64(32)
-    return centres.astype(np.int64).reshape(count, PATCHES_PER_IMAGE, 2) + PATCH_SIZE // 2
+    return centres.astype(np.int64).reshape(len(indices), PATCHES_PER_IMAGE, 2) + PATCH_SIZE // 2
 
 
 def projection_directions(seed: int, resolution: int, repeat: int) -> np.ndarray:
@@ -329,8 +344,9 @@ class SWDDescriptors:
         return self.num_images * PATCHES_PER_IMAGE
 
     # -- accumulation
-    def update(self, images: ImageBatch) -> None:
-        """Add a uint8 ``[N, 3, H, W]`` batch (the next ``N`` images of the set)."""
+    def update(self, images: ImageBatch, indices: np.ndarray | None = None) -> None:
+        """Add a uint8 ``[N, 3, H, W]`` batch: the next ``N`` images, whose indices in the whole set are
+        ``indices`` (default: the next ``N``; a rank's share under sharding) — the patch centres' key."""
         if self.finished:
             raise RuntimeError("SWDDescriptors.update() after finish()")
         if not isinstance(images, torch.Tensor):
@@ -347,13 +363,15 @@ class SWDDescriptors:
         elif width != self.resolution:
             raise InputError(f"{self.description} mix image sizes ({self.resolution}×{self.resolution} and "
                              f"{width}×{width}); SWD needs one size per set")
+        if indices is None:
+            indices = np.arange(self.num_images, self.num_images + len(images))
         levels = laplacian_pyramid(images.to(self.device, torch.float32))
-        self._store([self._descriptors(level, resolution, len(images))
+        self._store([self._descriptors(level, resolution, indices)
                      for level, resolution in zip(levels, self.resolutions)])
         self.num_images += len(images)
 
-    def _descriptors(self, level: torch.Tensor, resolution: int, count: int) -> torch.Tensor:
-        centres = patch_centres(self.seed, self.stream, resolution, self.num_images, count)
+    def _descriptors(self, level: torch.Tensor, resolution: int, indices: np.ndarray) -> torch.Tensor:
+        centres = patch_centres_of(self.seed, self.stream, resolution, indices)
         return extract_patches(level, torch.from_numpy(centres).to(level.device))
 
     def _store(self, batch: list[torch.Tensor] | list[np.ndarray]) -> None:
@@ -409,6 +427,43 @@ class SWDDescriptors:
             offset += len(chunk)
         return np.concatenate(parts)
 
+    def _with_rows(self, num_images: int, rows: Callable[[int, int, int], np.ndarray]) -> SWDDescriptors:
+        """A new, unfinished accumulator of ``num_images`` images whose raw descriptors of level ``i``, images
+        ``start .. stop − 1``, are ``rows(i, start, stop)`` (stored block by block, spilled past the memory cap)."""
+        out = SWDDescriptors(seed=self.seed, stream=self.stream, device=self.device,
+                             max_memory_bytes=self.max_memory_bytes, temp_dir=self._temp_parent,
+                             description=self.description, capacity=num_images)
+        out.resolutions, out._chunks = list(self.resolutions), [[] for _ in self.resolutions]
+        step = max(1, ROW_BLOCK // PATCHES_PER_IMAGE)
+        for start in range(0, num_images, step):
+            stop = min(start + step, num_images)
+            out._store([rows(index, start, stop) for index in range(len(self.resolutions))])
+            out.num_images = stop
+        return out
+
+    def gathered(self, shard: Shard, *, dst: int = 0) -> SWDDescriptors | None:
+        """The whole set's descriptors, in its image order, from every rank's share (collective: all ranks
+        call it); on rank ``dst`` a new unfinished accumulator, None on the others.  Unsharded: ``self``."""
+        if not shard.active:
+            return self
+        if self.finished:
+            raise RuntimeError("SWDDescriptors.gathered() after finish(): the descriptors are normalised in place")
+        known = {tuple(r) for r in all_gather_objects(self.resolutions, shard) if r}
+        if len(known) > 1:
+            raise InputError(f"{self.description}: the ranks' images have different sizes; SWD needs one size per set")
+        resolutions = list(known.pop()) if known else []
+        levels = []
+        for index in range(len(resolutions)):
+            local = (self._raw_rows(index, 0, self.num_descriptors) if self.num_images else
+                     np.empty((0, DESCRIPTOR_SIZE), np.float32))
+            levels.append(gather_rows(torch.from_numpy(local).view(-1, PATCHES_PER_IMAGE, DESCRIPTOR_SIZE), shard,
+                                      dst=dst))
+        if shard.rank != dst:
+            return None
+        self.resolutions = resolutions
+        total = len(levels[0]) if levels else 0
+        return self._with_rows(total, lambda i, start, stop: levels[i][start:stop].reshape(-1, DESCRIPTOR_SIZE).numpy())
+
     def truncated(self, num_images: int) -> SWDDescriptors:
         """A new, unfinished accumulator holding the first ``num_images`` images (call before :meth:`finish`).
 
@@ -418,17 +473,8 @@ class SWDDescriptors:
             raise RuntimeError("SWDDescriptors.truncated() after finish(): the descriptors are normalised in place")
         if not 1 <= num_images <= self.num_images:
             raise InputError(f"cannot keep {num_images} of the {self.num_images} images of {self.description}")
-        out = SWDDescriptors(seed=self.seed, stream=self.stream, device=self.device,
-                             max_memory_bytes=self.max_memory_bytes, temp_dir=self._temp_parent,
-                             description=self.description, capacity=num_images)
-        out.resolutions, out._chunks = list(self.resolutions), [[] for _ in self.resolutions]
-        step = max(1, ROW_BLOCK // PATCHES_PER_IMAGE)
-        for start in range(0, num_images, step):
-            stop = min(start + step, num_images)
-            out._store([self._raw_rows(index, start * PATCHES_PER_IMAGE, stop * PATCHES_PER_IMAGE)
-                        for index in range(len(self.resolutions))])
-            out.num_images = stop
-        return out
+        return self._with_rows(num_images, lambda i, start, stop: self._raw_rows(i, start * PATCHES_PER_IMAGE,
+                                                                                 stop * PATCHES_PER_IMAGE))
 
     # -- results
     def finish(self) -> SWDDescriptors:
@@ -585,10 +631,11 @@ def swd_from_descriptors(a: SWDDescriptors, b: SWDDescriptors, *, seed: int = 0,
 
 
 def _open_sets(inputs: dict[str, Any], num_images: int, **kwargs: Any) -> dict[str, ImageSource]:
-    """Both sets as sources of their first ``num_images`` images; an error when a set has fewer."""
+    """Both sets as sources of their first ``num_images`` images (this rank's share of them, with a ``shard``);
+    an error when a set has fewer."""
     sources = {name: open_source(source, num_samples=num_images if is_generator(source) else None, **kwargs)
                for name, source in inputs.items()}
-    counts = {name: source.num_images for name, source in sources.items()}  # None: unknown until read
+    counts = {name: source.total_images for name, source in sources.items()}  # None: unknown until read
     if any(count is not None and count < num_images for count in counts.values()):
         text = ", ".join(f"{name} has {'an unknown number of' if count is None else count} images"
                          for name, count in counts.items())
@@ -602,16 +649,22 @@ def _open_sets(inputs: dict[str, Any], num_images: int, **kwargs: Any) -> dict[s
 
 
 def _accumulate(descriptors: SWDDescriptors, source: ImageSource, num_images: int, progress: bool) -> None:
-    """Feed the first ``num_images`` images of ``source``."""
-    with progress_bar(dataclasses.replace(source, num_images=num_images), desc=f"SWD {descriptors.description}", enabled=progress) as bar:
+    """Feed the first ``num_images`` images of ``source`` (this rank's share of them under sharding)."""
+    shard = source.shard
+    wanted = shard.count(num_images)
+    if wanted == 0:
+        return
+    with progress_bar(dataclasses.replace(source, num_images=wanted), desc=f"SWD {descriptors.description}",
+                      enabled=progress) as bar:
         for batch in source:
             if not isinstance(batch, torch.Tensor):
                 raise InputError(f"{descriptors.description} ({source.description}) mix image sizes; SWD needs "
                                  "one square power-of-two size")
-            batch = batch[:num_images - descriptors.num_images]
-            descriptors.update(batch)
+            batch = batch[:wanted - descriptors.num_images]
+            done = descriptors.num_images
+            descriptors.update(batch, shard.global_index(np.arange(done, done + len(batch))))
             bar.update(len(batch))
-            if descriptors.num_images == num_images:
+            if descriptors.num_images == wanted:
                 return
     raise InputError(f"{descriptors.description} ({source.description}) has only {descriptors.num_images} images "
                      f"but SWD was asked for num_images={num_images} per set; lower num_images")
@@ -619,7 +672,8 @@ def _accumulate(descriptors: SWDDescriptors, source: ImageSource, num_images: in
 
 def swd(gen, real, *, num_images: int = 8192, seed: int = 0, batch_size: int = 64, device=None,
         value_range: tuple[float, float] = (-1.0, 1.0), progress: bool = True, num_workers: int | None = None,
-        z_dim: int | None = None, max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES) -> dict:
+        z_dim: int | None = None, max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+        distributed: bool | None = None) -> dict:
     """Progressive GAN's sliced Wasserstein distance between ``gen`` and ``real``.
 
     Returns ``{"levels": {resolution: SWD × 10³, ...} finest first, "avg": their mean}``.
@@ -627,20 +681,40 @@ def swd(gen, real, *, num_images: int = 8192, seed: int = 0, batch_size: int = 6
     draws ``num_images`` samples with ``seed``); the first ``num_images`` images of each set
     are used and both must have that many.  Images must be square with a power-of-two side
     ≥ 16, the same in both sets.  ``max_memory_bytes`` bounds each set's in-RAM descriptors
-    (beyond it they go to temporary files; the value does not change).
+    (beyond it they go to temporary files; the value does not change).  Under torchrun each rank
+    takes its share of the images (patch centres keyed by the image's index in the whole set), rank 0
+    gathers the descriptors and computes, and every rank returns its result (``distributed=False``:
+    this process alone).
     """
     if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < 1:
         raise InputError(f"num_images must be an integer >= 1, got {num_images!r}")
     num_images = int(num_images)
     device = resolve_device(device)
-    sources = _open_sets({"gen": gen, "real": real}, num_images, batch_size=batch_size, seed=seed,
-                         value_range=value_range, device=device, num_workers=num_workers, z_dim=z_dim)
-    settings = dict(seed=seed, device=device, max_memory_bytes=max_memory_bytes, capacity=num_images)
+    shard = current_shard(distributed)
+    settings = dict(seed=seed, device=device, max_memory_bytes=max_memory_bytes, capacity=shard.count(num_images))
     with SWDDescriptors(stream="fake", description="gen images", **settings) as fake, \
             SWDDescriptors(stream="real", description="real images", **settings) as reals:
-        _accumulate(fake, sources["gen"], num_images, progress)
-        _accumulate(reals, sources["real"], num_images, progress)
-        return swd_from_descriptors(fake, reals, seed=seed, device=device)
+        with failing_together(shard):
+            sources = _open_sets({"gen": gen, "real": real}, num_images, batch_size=batch_size, seed=seed,
+                                 value_range=value_range, device=device, num_workers=num_workers, z_dim=z_dim,
+                                 shard=shard)
+            _accumulate(fake, sources["gen"], num_images, progress)
+            _accumulate(reals, sources["real"], num_images, progress)
+        return swd_across_ranks(fake, reals, shard, seed=seed, device=device)
+
+
+def swd_across_ranks(fake: SWDDescriptors, real: SWDDescriptors, shard: Shard, *, seed: int = 0, device=None) -> dict:
+    """:func:`swd_from_descriptors` of the whole sets from every rank's share (collective): rank 0 gathers and
+    computes, every rank returns the result."""
+    if not shard.active:
+        return swd_from_descriptors(fake, real, seed=seed, device=device)
+    whole_fake, whole_real = fake.gathered(shard), real.gathered(shard)
+    result = None
+    with failing_together(shard):
+        if shard.is_main:
+            with whole_fake, whole_real:
+                result = swd_from_descriptors(whole_fake, whole_real, seed=seed, device=device)
+    return broadcast_object(result, shard)
 
 
 __all__ = ["SWDDescriptors", "laplacian_pyramid", "patch_centres", "projection_directions", "swd",

@@ -298,14 +298,14 @@ class Trainer:
         from ..reference import available_references
 
         if self.cfg.fid_reference:
-            return as_stats(self.cfg.fid_reference, progress=False, device=self.world.device)
+            return as_stats(self.cfg.fid_reference, progress=False, device=self.world.device, distributed=False)
         if self.cfg.data in available_references():
             return as_stats(self.cfg.data)
         cached = self.out / "reference_stats.npz"
         if cached.exists():
             return as_stats(str(cached))
         n = min(self.cfg.fid_samples, len(self.data.images))
-        stats = as_stats(self.data.images[:n], device=self.world.device, progress=self.cfg.progress)
+        stats = as_stats(self.data.images[:n], device=self.world.device, progress=self.cfg.progress, distributed=False)
         stats.meta["source"] = f"first {n} images of {self.data.description}"
         stats.save(cached)
         return stats
@@ -317,7 +317,7 @@ class Trainer:
             from ..metrics.fid import fid
 
             value = fid(self.G_ema, self.reference_stats(), num_samples=self.cfg.fid_samples,
-                        device=self.world.device, progress=self.cfg.progress, seed=0)
+                        device=self.world.device, progress=self.cfg.progress, seed=0, distributed=False)
         distributed.barrier()
         return value
 
