@@ -9,7 +9,7 @@ Where Pillow would lose information we do better:
 * 16-bit images are scaled to 8 bits with ``round(x * 255 / 65535)``.  Pillow's own
   ``convert("RGB")`` *clips* ``I;16`` (everything above 255 becomes white) and truncates
   16-bit colour PNGs to their high byte.  Scaling applies to 16-bit grayscale in any format
-  Pillow opens as ``I;16`` and to 16-bit RGB/RGBA PNGs; other 16-bit colour formats (e.g. TIFF)
+  Pillow opens as ``I;16`` and to 16-bit RGB/RGBA and gray+alpha PNGs; other 16-bit colour formats (e.g. TIFF)
   are reduced to 8 bits by Pillow itself.
 * ``I`` (32-bit integer) images are read as 16-bit values (clipped to 0..65535) and scaled
   the same way; ``F`` (32-bit float) images are read as 0..255 values (Pillow's convention),
@@ -58,6 +58,41 @@ def _tile_rawmode(image: Image.Image) -> str | None:
     if isinstance(args, tuple):
         args = args[0] if args else None
     return args if isinstance(args, str) else None
+
+
+def _check_tiff_coverage(image: Image.Image) -> None:
+    """Refuse a TIFF whose strips or tiles leave part of the image undefined.
+
+    Pillow decodes uncompressed TIFFs itself, one tile per strip (per band when the TIFF is planar),
+    and leaves the pixels no strip covers black: a corrupt ImageLength or a missing StripOffsets
+    entry would silently decode to black rows — and a few hundred bytes could claim ~89 M pixels.
+    libtiff, which decodes compressed TIFFs, refuses such files itself.
+    """
+    if image.format != "TIFF" or any(tile.codec_name == "libtiff" for tile in image.tile):
+        return
+    width, height = image.size
+    covered: dict[object, int] = {}  # pixels covered, per band (planar TIFFs) or all bands at once
+    for tile in image.tile:
+        x0, y0, x1, y1 = tile.extents
+        band = tile.args[0] if isinstance(tile.args, tuple) and tile.args else tile.args
+        area = max(0, min(x1, width) - max(x0, 0)) * max(0, min(y1, height) - max(y0, 0))
+        covered[band] = covered.get(band, 0) + area
+    bands = len(image.getbands()) if image.tag_v2.get(284) == 2 else 1  # PlanarConfiguration
+    if len(covered) < bands or any(area < width * height for area in covered.values()):
+        held = min(covered.values(), default=0) if len(covered) >= bands else 0
+        raise ValueError(f"the TIFF's strips/tiles cover only {held} of its {width}×{height} pixels")
+
+
+def _decode_png16_gray_alpha(data: bytes | str) -> np.ndarray:
+    """A 16-bit gray+alpha PNG (Pillow: mode RGBA, rawmode ``LA;16B``, keeping the high bytes) at full
+    precision: read as raw ``RGBA`` (the same 4 bytes per pixel), gray = R·256 + G; scaled, alpha dropped."""
+    with _open(data) as image:
+        tile = image.tile[0]
+        args = "RGBA" if isinstance(tile.args, str) else ("RGBA", *tile.args[1:])
+        image.tile = [tile._replace(args=args)]
+        image.load()
+        raw = np.asarray(image).astype(np.uint16)
+    return _to_rgb(scale_16bit(raw[:, :, 0] * 256 + raw[:, :, 1]))
 
 
 def _decode_png16(data: bytes | str, rawmode: str) -> np.ndarray:
@@ -125,9 +160,12 @@ def decode_image(data: bytes | str | os.PathLike, name: str) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with _open(data) as image:
+                _check_tiff_coverage(image)
                 rawmode = _tile_rawmode(image) if image.format == "PNG" else None  # before load() clears it
                 if rawmode in _PNG16_LOW_BYTE:
                     array = _decode_png16(data, rawmode)
+                elif rawmode == "LA;16B":
+                    array = _decode_png16_gray_alpha(data)
                 else:
                     image.load()
                     array = _convert(image)
