@@ -155,3 +155,21 @@ def test_a_dataloader_with_a_distributed_sampler_is_refused():
     with pytest.raises(InputError, match="DistributedSampler"):
         open_source(loader, shard=Shard(0, 2))
     assert len(list(open_source(loader))) == 1  # without sharding it is read as it is
+
+
+
+def test_the_cli_under_torchrun_prints_once_what_one_process_prints(data, peer_weights_file, tmp_path, capsys):
+    from ganmetrics.cli import main
+
+    script = tmp_path / "cli.py"
+    script.write_text("import sys\nfrom ganmetrics.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    args = ["fid", str(data / "a"), str(data / "b"), "--json", "--no-progress", "--num-workers", "0",
+            "--weights", str(peer_weights_file)]
+    result = torchrun(script, *args, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, result.stdout  # rank 0 alone prints
+    assert main(args) == 0
+    two, one = json.loads(lines[0]), json.loads(capsys.readouterr().out)
+    assert two["num_samples"] == one["num_samples"] == [11, 10]
+    assert two["fid"] == pytest.approx(one["fid"], rel=1e-6)
