@@ -77,7 +77,7 @@ def sample_grid(generator: Generator, rows: int = 8, seed: int = 0) -> np.ndarra
 def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_samples: int = 2000, seed: int = 0,
             overrides: dict | None = None, num_images: int | None = None, runs: Path = Path("runs/zoo"),
             checkpoints: Path = CHECKPOINT_DIR, docs: Path = REPO / "docs" / "zoo",
-            require_condition: bool = True) -> dict:
+            require_condition: bool = True, batch_size: int | None = None) -> dict:
     """Steps 1–4 of the module docstring for one model; returns its record (``"shipped"``: whether it was exported).
 
     A run whose trained FID is not under half the initial one is not shipped (unless ``require_condition``
@@ -86,7 +86,7 @@ def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_s
     overrides = dict(overrides or {})
     out = runs / model
     train(TrainConfig(model=model, data="shapes32", out=str(out), steps=steps, seed=seed, fid_every=-1,
-                      model_overrides=overrides, num_images=num_images))
+                      model_overrides=overrides, num_images=num_images, batch_size=batch_size))
     trained = generator_from_checkpoint(out / CHECKPOINT_NAME)
     scores = {}
     recorded = out / "release.json"
@@ -156,9 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fid-samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", default="{}", metavar="JSON", help="model config overrides")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per step (default: the model's)")
+    parser.add_argument("--runs", default="runs/zoo", metavar="DIR",
+                        help="where the training runs live (DIR/MODEL; default: %(default)s); keep it outside the "
+                             "repository to continue a run in a later checkout")
     args = parser.parse_args(argv)
     record = release(args.model, args.steps, reference=args.reference, fid_samples=args.fid_samples, seed=args.seed,
-                     overrides=json.loads(args.set))
+                     overrides=json.loads(args.set), runs=Path(args.runs), batch_size=args.batch_size)
     print(json.dumps({k: v for k, v in record.items() if k != "config"}, indent=2))
     return 0 if record["shipped"] else 1
 
