@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 from PIL import Image
@@ -63,3 +65,18 @@ def test_a_run_that_misses_the_condition_is_not_shipped_and_its_initial_fid_is_r
     assert (tmp_path / "runs" / "dcgan" / "release.json").is_file()
     again = release("dcgan", 2, **kwargs)  # more steps: the initial FID comes from the record, one FID measured
     assert len(measured) == 3 and again["fid_init"] == 100.0 and again["steps"] == 2
+
+
+def test_the_checkpoints_table_names_settings_changed_from_the_defaults():
+    from ganmetrics.zoo.registry import default_config
+    from ganmetrics.zoo.release import changed_settings, checkpoints_table
+
+    config = default_config("dcgan", d_lr=1e-4, ema_half_life_kimg=50.0).to_dict()
+    entry = {"steps": 6000, "images_seen": 384_000, "wall_seconds": 600.0, "processes": 1, "machine": "cpu",
+             "config": json.loads(json.dumps(config)), "fid_init": 398.0, "fid_trained": 190.0,
+             "trained_under_half_of_init": True}
+    assert changed_settings("dcgan", entry) == "d_lr 0.0001 (default 0.0002), ema_half_life_kimg 50.0 (default 10.0)"
+    assert "| d_lr 0.0001 (default 0.0002), ema_half_life_kimg 50.0 (default 10.0) |" in checkpoints_table(
+        {"dcgan": entry})
+    defaults = dict(entry, config=json.loads(json.dumps(default_config("dcgan").to_dict())))
+    assert "| none |" in checkpoints_table({"dcgan": defaults})

@@ -126,20 +126,33 @@ def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_s
     return {**entry, "shipped": True}
 
 
+def changed_settings(model: str, entry: dict) -> str:
+    """The manifest entry's config and batch size where they differ from the model's defaults, e.g.
+    ``d_lr 0.0001 (default 0.0002)``."""
+    defaults = json.loads(json.dumps(default_config(model).to_dict()))
+    changed = [f"{key} {value} (default {defaults.get(key)})" for key, value in entry.get("config", {}).items()
+               if value != defaults.get(key)]
+    if entry.get("batch_size") not in (None, defaults["batch_size"]):
+        changed.append(f"batch {entry['batch_size']} (default {defaults['batch_size']})")
+    return ", ".join(changed)
+
+
 def checkpoints_table(entries: dict[str, dict]) -> str:
     """The docs page of shipped models, written from the manifest: FIDs before/after, cost, and sample grids."""
     lines = ["# Shipped zoo checkpoints", "",
              "Written by `python -m ganmetrics.zoo.release` from `ganmetrics/zoo/checkpoints/manifest.json`. "
              "FID: protocol `tf`, 2,000 samples (seed 0) against the bundled `shapes32` statistics; "
              "\"images seen\" counts the real images shown to D.", "",
-             "| model | steps | images seen | wall time | machine | FID at init | FID trained | trained < init / 2 |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | steps | images seen | wall time | machine | settings changed from the defaults | FID at init "
+             "| FID trained | trained < init / 2 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in model_names():
         if name in entries:
             e = entries[name]
             lines.append(f"| {name} | {e['steps']} | {e['images_seen']:,} | {e['wall_seconds'] / 60:.1f} min "
-                         f"({e['processes']} process) | {e['machine']} | {e['fid_init']:.2f} | "
-                         f"{e['fid_trained']:.2f} | {'yes' if e['trained_under_half_of_init'] else 'no'} |")
+                         f"({e['processes']} process) | {e['machine']} | {changed_settings(name, e) or 'none'} | "
+                         f"{e['fid_init']:.2f} | {e['fid_trained']:.2f} | "
+                         f"{'yes' if e['trained_under_half_of_init'] else 'no'} |")
     missing = [name for name in model_names() if name not in entries]
     if missing:
         lines += ["", f"Not yet shipped: {', '.join(missing)}."]
