@@ -80,8 +80,10 @@ class Generator(nn.Module):
         of the seed.
 
         All latents, then all labels (when conditional and ``labels`` is None, uniform over the
-        classes), come from one CPU ``torch.Generator`` seeded with ``seed``, so the images do not
-        depend on ``batch_size`` or the device.  ``labels``: one class index, or ``n`` of them.
+        classes), come from one CPU ``torch.Generator`` seeded with ``seed``, so every ``batch_size`` and
+        device generates from the same latents; the float outputs agree up to the convolutions' rounding
+        (~1e-6: oneDNN and cuDNN pick algorithms by batch shape), which the uint8 quantisation of the
+        metrics absorbs.  ``labels``: one class index, or ``n`` of them.
         Runs in eval mode (StyleGAN noise inputs fixed) and restores the previous mode.
         """
         chunks = list(self.iter_samples(n, seed, truncation, labels, batch_size))
