@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .. import distributed as evaluation
+
 
 @dataclass(frozen=True)
 class World:
@@ -59,9 +61,7 @@ def teardown(world: World) -> None:
 
 def all_gather_objects(value, world: World) -> list:
     """``[value of rank 0, value of rank 1, ...]`` on every rank (picklable Python values)."""
-    out = [None] * world.world_size
-    dist.all_gather_object(out, value)
-    return out
+    return evaluation.all_gather_objects(value, evaluation.Shard(world.rank, world.world_size))
 
 
 def broadcast_buffers(module: torch.nn.Module, source: int = 0) -> None:
