@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 from pathlib import Path
 
 import torch
 
 from ..atomic import atomic_write
 from ..errors import CheckpointError
+from ..provenance import machine_description
 from ..train.checkpoint import load_training_checkpoint, read_checkpoint
 from .base import Generator
 from .config import config_from_dict
@@ -92,7 +92,7 @@ def export_generator(training_checkpoint: str | os.PathLike, dest: str | os.Path
         "model": config["model"], "file": dest.name, "sha256": _sha256(dest), "bytes": dest.stat().st_size,
         "steps": run["step"], "images_seen": run["step"] * batch * run["world_size"] * config["d_steps"],
         "wall_seconds": round(run["elapsed_seconds"], 1), "processes": run["world_size"],
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": machine_description(),
         "seed": train_config["seed"], "data": train_config["data"], "config": config, **(extra or {}),
     }
 
