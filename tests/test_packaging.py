@@ -1,0 +1,61 @@
+"""What a user installing the wheel gets: every subpackage, the bundled statistics, the leaderboard and the zoo's
+checkpoints (the editable install of the tests would find them in the checkout even if the wheel lacked them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from setuptools import find_packages
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert sorted(listed) == sorted(find_packages(str(REPO), include=["ganmetrics*"]) + ["ganmetrics.reference_stats"])
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(out)], check=True, capture_output=True)
+    (path,) = out.glob("ganmetrics-*.whl")
+    return path
+
+
+def test_wheel_ships_the_statistics_the_leaderboard_and_the_checkpoints(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    stats = json.loads((REPO / "reference_stats" / "manifest.json").read_text())["stats"]
+    models = json.loads((REPO / "ganmetrics" / "zoo" / "checkpoints" / "manifest.json").read_text())["models"]
+    expected = {"ganmetrics/reference_stats/manifest.json",
+                "ganmetrics/zoo/checkpoints/manifest.json"}
+    expected |= {f"ganmetrics/reference_stats/{entry['file']}" for entry in stats}
+    expected |= {f"ganmetrics/zoo/checkpoints/{entry['file']}" for entry in models}
+    assert expected <= names
+
+
+def test_installed_wheel_resolves_bundled_names_inside_the_package(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
+    code = ("import ganmetrics, ganmetrics.leaderboard as lb; from ganmetrics.reference import reference_path; "
+            "print(ganmetrics.__file__); print(reference_path('shapes32')); print(lb.leaderboard_path()); "
+            "print(lb.shipped_models()); print(lb.repository_docs())")
+    lines = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path,
+                           env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}).stdout.splitlines()
+    package = Path(lines[0]).parent
+    assert package.parent == target
+    assert Path(lines[1]) == package / "reference_stats" / "shapes32.npz"
+    assert Path(lines[2]) == package / "reference_stats" / "leaderboard.json"
+    assert "dcgan" in lines[3] and lines[4] == "None"
