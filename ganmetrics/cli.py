@@ -127,6 +127,28 @@ def build_parser() -> argparse.ArgumentParser:
                                             "`torchrun --nproc-per-node K -m ganmetrics.train MODEL ...`.")
     add_train_arguments(train)
 
+    board = commands.add_parser(
+        "leaderboard", help="the zoo's scores; --check rescores the CI tier and fails on a regression",
+        description="Print the stored leaderboard of the shipped zoo models (reference_stats/leaderboard.json). "
+                    "--check rescores a tier with its stored settings and exits 1 naming each number that moved "
+                    "beyond its tolerance; --update rescores and rewrites the file and docs/leaderboard.md "
+                    "(deliberately, never in CI); --num-samples N scores the models now without storing.")
+    action = board.add_mutually_exclusive_group()
+    action.add_argument("--check", action="store_true", help="rescore and compare (exit 1 on a regression)")
+    action.add_argument("--update", action="store_true", help="rescore and rewrite the stored leaderboard")
+    action.add_argument("--num-samples", type=_positive_int, default=None,
+                        help="score the shipped models now at N generated (and N real) images; nothing is stored")
+    board.add_argument("--tier", default=None, help="ci or full (default: ci for --check/--update, all to print)")
+    board.add_argument("--models", default=None, help="comma-separated zoo models (default: every shipped one)")
+    board.add_argument("--file", default=None, metavar="PATH", help="leaderboard file (default: the shipped one)")
+    board.add_argument("--docs", default=None, metavar="DIR",
+                       help="where --update writes leaderboard.md and .png (default: docs/ of the checkout "
+                            "ganmetrics runs from, if any)")
+    board.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
+    board.add_argument("--weights", default=None, metavar="PATH", help="Inception weights file")
+    board.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    board.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
     demo = commands.add_parser("demo", help="FID between two built-in image sets (no data needed)",
                                description="Render two small built-in image sets (crisp shapes vs. blurred, "
                                            "noisy ones) and print their FID.")
@@ -272,8 +294,62 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    import os
+
+    from . import leaderboard as lb
+    from .errors import InputError
+    from .leaderboard_report import format_board, format_table, table_rows, tier_summary, write_docs
+
+    path = Path(args.file) if args.file else lb.leaderboard_path()
+    board = lb.read_leaderboard(path)
+    models = lb.shipped_models()
+    if args.models:
+        wanted = [name.strip() for name in args.models.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in models]
+        if unknown:
+            raise InputError(f"--models: {', '.join(unknown)} not shipped (shipped: {', '.join(models) or 'none'})")
+        models = wanted
+    progress = not args.no_progress
+    if args.check:
+        tier = args.tier or "ci"
+        report = lb.check(board, tier, device=args.device, weights=args.weights, progress=progress)
+        for line in report.lines():
+            print(f"ganmetrics leaderboard: {line}", file=sys.stderr)
+        verdict = ("passed: every number within its tolerance" if report.passed else
+                   f"FAILED: {len(report.moved)} number(s) moved, {len(report.problems)} other problem(s)")
+        _emit(report.to_json(), args.json, f"{tier_summary(tier, report.rescored)}\n"
+                                           f"{format_table(table_rows(report.rescored))}\n\ncheck of {path}: {verdict}")
+        return EXIT_OK if report.passed else EXIT_CHECK_FAILED
+    if args.update:
+        if os.environ.get("CI"):
+            raise InputError("--update rewrites the stored leaderboard; refusing under CI ($CI is set)")
+        tier = args.tier or "ci"
+        record = lb.score_tier(lb.settings_for(tier), models, device=args.device, weights=args.weights,
+                               progress=progress, note=lb.TIER_NOTES.get(tier))
+        board = lb.updated(board, tier, record, replace_models=not args.models)
+        lb.write_leaderboard(board, path)
+        docs = Path(args.docs) if args.docs else lb.repository_docs()
+        written = write_docs(board, docs) if docs is not None else []
+        for item in [path, *written]:
+            print(f"wrote {item}", file=sys.stderr)
+        _emit(board, args.json, format_board(board, [tier]))
+        return EXIT_OK
+    if args.num_samples is not None:
+        record = lb.score_tier(lb.Tier.with_samples(args.num_samples), models, device=args.device,
+                               weights=args.weights, progress=progress)
+        _emit(record, args.json, f"{tier_summary(f'{args.num_samples} samples (not stored)', record)}\n"
+                                 f"{format_table(table_rows(record))}")
+        return EXIT_OK
+    if args.tier is not None:
+        lb.tier_settings(board, args.tier)  # a clear error for a tier the file lacks
+    _emit(board, args.json, format_board(board, [args.tier] if args.tier else None))
+    return EXIT_OK
+
+
 COMMANDS = {"fid": cmd_fid, "stats": cmd_stats, "eval": cmd_eval, "dataset": cmd_dataset, "sample": cmd_sample,
-            "train": cmd_train, "demo": cmd_demo}
+            "train": cmd_train, "demo": cmd_demo,
+            "leaderboard": cmd_leaderboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

