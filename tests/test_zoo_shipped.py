@@ -29,4 +29,7 @@ def test_shipped_checkpoint(name):
     assert images.shape == (16, 3, 32, 32) and torch.isfinite(images).all()
     one_by_one = generator.sample(16, seed=0, batch_size=1)  # the same latents; convolutions round per batch shape
     assert torch.allclose(images, one_by_one, rtol=0, atol=1e-5)
-    assert torch.equal(quantize(images), quantize(one_by_one))  # the images the metrics and `sample` see
+    # the images the metrics and `sample` see: a pixel on a quantisation boundary may round the other way
+    levels = (quantize(images).int() - quantize(one_by_one).int()).abs()
+    assert levels.max() <= 1 and (levels > 0).float().mean() < 1e-3
+    assert torch.equal(quantize(generator.sample(16, seed=0)), quantize(images))  # same batch size: same images

@@ -82,8 +82,10 @@ class Generator(nn.Module):
         All latents, then all labels (when conditional and ``labels`` is None, uniform over the
         classes), come from one CPU ``torch.Generator`` seeded with ``seed``, so every ``batch_size`` and
         device generates from the same latents; the float outputs agree up to the convolutions' rounding
-        (~1e-6: oneDNN and cuDNN pick algorithms by batch shape), which the uint8 quantisation of the
-        metrics absorbs.  ``labels``: one class index, or ``n`` of them.
+        (~1e-6: oneDNN and cuDNN pick algorithms by batch shape); after the metrics' uint8 quantisation a
+        pixel that lies on a level boundary may differ by one level (1 of 49,152 for the shipped SAGAN at
+        batch 1 vs 16), so the same batch size gives the same images.  ``labels``: one class index, or ``n``
+        of them.
         Runs in eval mode (StyleGAN noise inputs fixed) and restores the previous mode.
         """
         chunks = list(self.iter_samples(n, seed, truncation, labels, batch_size))
