@@ -352,6 +352,25 @@ COMMANDS = {"fid": cmd_fid, "stats": cmd_stats, "eval": cmd_eval, "dataset": cmd
             "leaderboard": cmd_leaderboard}
 
 
+def reference_markdown(width: int = 100) -> str:
+    """``docs/cli.md``: every command's ``--help`` (at a fixed width, so the page does not depend on the terminal)."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+    def help_of(p: argparse.ArgumentParser) -> str:
+        p.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=width)
+        return p.format_help().rstrip()
+
+    lines = ["# Command line", "",
+             "Generated from the argument parser (`python -m ganmetrics.cli --markdown > docs/cli.md`). Results go "
+             "to stdout (one JSON object with `--json`), progress bars and messages to stderr. Exit codes: 0 ok, 1 a "
+             "check failed (`leaderboard --check`), 2 bad usage or bad input (a one-line message naming the file "
+             "or argument, never a traceback).", "", "```text", help_of(parser), "```", ""]
+    for name, sub in commands.choices.items():
+        lines += [f"## ganmetrics {name}", "", "```text", help_of(sub), "```", ""]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ganmetrics`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -366,4 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--markdown"]:
+        print(reference_markdown(), end="")
+        sys.exit(0)
     sys.exit(main())
