@@ -24,6 +24,11 @@ TOLERANCE = 1e-3
 pytestmark = [pytest.mark.peer, pytest.mark.usefixtures("float32_cuda"), pytest.mark.parametrize("device", DEVICES)]
 
 
+def report(protocol: str, peer: str, ours: float, theirs: float) -> None:
+    """The measured difference, for the docs' parity table (``pytest tests/test_parity.py -s``)."""
+    print(f"\nparity {protocol}: ganmetrics {ours:.9f}, {peer} {theirs:.9f}, |Δ| {abs(ours - theirs):.2e}")
+
+
 def cli_fid(capsys, a, b, protocol, weights, device) -> dict:
     code = main(["fid", str(a), str(b), "--json", "--protocol", protocol, "--weights", str(weights),
                  "--num-workers", "0", "--batch-size", "16", "--no-progress", "--device", device])
@@ -42,6 +47,7 @@ def test_tf_protocol_equals_torch_fidelity(capsys, image_folders, offline_weight
     )["frechet_inception_distance"]
     ours = cli_fid(capsys, a, b, "tf", offline_weights, device)
     assert ours["num_samples"] == [20, 20]
+    report("tf", "torch-fidelity", ours["fid"], theirs)
     assert ours["fid"] == pytest.approx(theirs, abs=TOLERANCE)
     assert ours["fid"] > 10  # the two sets really differ, so the comparison means something
 
@@ -57,6 +63,7 @@ def test_pytorch_fid_protocol_equals_pytorch_fid(capsys, monkeypatch, image_fold
     theirs = fid_score.calculate_fid_given_paths([str(a), str(b)], batch_size=16, device=device, dims=2048,
                                                  num_workers=0)
     ours = cli_fid(capsys, a, b, "pytorch-fid", offline_weights, device)
+    report("pytorch-fid", "pytorch-fid", ours["fid"], theirs)
     assert ours["fid"] == pytest.approx(theirs, abs=TOLERANCE)
 
 
@@ -76,4 +83,5 @@ def test_clean_protocol_equals_clean_fid(capsys, monkeypatch, tmp_path, image_fo
     theirs = cleanfid_fid.compute_fid(str(a), str(b), mode="clean", num_workers=0, batch_size=16,
                                       device=torch.device(device), use_dataparallel=False, verbose=False)
     ours = cli_fid(capsys, a, b, "clean", offline_weights, device)
+    report("clean", "clean-fid", ours["fid"], theirs)
     assert ours["fid"] == pytest.approx(theirs, abs=TOLERANCE)
