@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "files or bundled reference names.")
     fid.add_argument("a", metavar="A")
     fid.add_argument("b", metavar="B")
+    fid.add_argument("--curve", nargs="?", const="fid-curve.png", default=None, metavar="PNG",
+                     help="also FID of the first 50, 100, 200, ... images of A (the small-sample bias), "
+                          "plotted to PNG (default: fid-curve.png)")
     _add_comparison(fid)
     _add_common(fid)
 
@@ -103,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("-o", "--output", required=True, metavar="DIR")
     dataset.add_argument("--seed", type=int, default=0, help="which set (image i is a function of seed and i)")
     dataset.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    grid = commands.add_parser("grid", help="a PNG grid of the first images of a set or samples of a zoo model",
+                               description="Tile the first N images of A (a folder, zip, npz/npy, or a zoo model "
+                                           "name: its samples) into one PNG, pixel for pixel.")
+    grid.add_argument("a", metavar="A")
+    grid.add_argument("-o", "--output", required=True, metavar="GRID.png")
+    grid.add_argument("-n", "--num-images", type=_positive_int, default=64, help="images in the grid (default: 64)")
+    grid.add_argument("--columns", type=_positive_int, default=None, help="tiles per row (default: a square grid)")
+    grid.add_argument("--padding", type=_non_negative_int, default=2, help="white pixels between tiles (default: 2)")
+    grid.add_argument("--seed", type=int, default=0, help="seed of a zoo model's samples (default: 0)")
+    grid.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     sample = commands.add_parser("sample", help="write samples of a zoo model (or a checkpoint) as PNG files",
                                  description="Generate N images with a trained zoo model and save them as PNGs, "
@@ -175,11 +189,26 @@ def cmd_fid(args: argparse.Namespace) -> int:
     from .metrics.fid import fid_from_stats, resolve_stats_pair
 
     start = time.perf_counter()
-    gen_stats, real_stats = resolve_stats_pair(args.a, args.b, num_samples=args.num_samples, **_extraction_kwargs(args))
+    gen_stats, real_stats = resolve_stats_pair(args.a, args.b, num_samples=args.num_samples,
+                                               keep_gen_features=args.curve is not None, **_extraction_kwargs(args))
     value = fid_from_stats(gen_stats, real_stats, strict=not args.no_strict)
     result = {"fid": value, "protocol": args.protocol, "num_samples": [gen_stats.num_samples, real_stats.num_samples],
               "seconds": round(time.perf_counter() - start, 3)}
-    _emit(result, args.json, f"FID: {value:.6f}")
+    text = f"FID: {value:.6f}"
+    if args.curve is not None:
+        from .metrics.fid import fid_curve
+        from .plots import save_fid_curve
+
+        result["curve"] = fid_curve(gen_stats, real_stats, strict=not args.no_strict)
+        from .distributed import is_main_process
+
+        if is_main_process():
+            save_fid_curve(result["curve"], args.curve, title=f"FID ({args.protocol}) of the first N images of "
+                                                              f"{Path(args.a).name} vs {Path(args.b).name}")
+        result["curve_png"] = args.curve
+        text += "\n" + "\n".join(f"  N = {p['num_samples']:>6}: FID {p['fid']:.4f}" for p in result["curve"])
+        text += f"\ncurve plotted to {args.curve}"
+    _emit(result, args.json, text)
     return EXIT_OK
 
 
@@ -260,6 +289,23 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         save_png(out / f"{label}_{CLASS_NAMES[label]}" / f"{index:06d}.png", image)
     result = {"dataset": args.name, "num_images": args.num_images, "seed": args.seed, "output": str(out)}
     _emit(result, args.json, f"wrote {args.num_images} images of {args.name} (seed {args.seed}) to {out}")
+    return EXIT_OK
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from .plots import first_images, save_grid
+    from .zoo.registry import model_names
+
+    if args.a in model_names() and not Path(args.a).exists():  # the same images as `ganmetrics sample`
+        from .sources import quantize
+        from .zoo.checkpoints import load
+
+        images = quantize(load(args.a).sample(args.num_images, seed=args.seed)).permute(0, 2, 3, 1).numpy()
+    else:
+        images = first_images(args.a, args.num_images, seed=args.seed)
+    path = save_grid(images, args.output, columns=args.columns, padding=args.padding)
+    result = {"grid": str(path), "source": args.a, "num_images": args.num_images}
+    _emit(result, args.json, f"wrote a grid of the first {args.num_images} images of {args.a} to {path}")
     return EXIT_OK
 
 
@@ -348,6 +394,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"fid": cmd_fid, "stats": cmd_stats, "eval": cmd_eval, "dataset": cmd_dataset, "sample": cmd_sample,
+            "grid": cmd_grid,
             "train": cmd_train, "demo": cmd_demo,
             "leaderboard": cmd_leaderboard}
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..distributed import current_shard
+from ..errors import InputError
 from ..features import FeatureExtractor, compute_stats
 from ..frechet import frechet_distance
 from ..preprocess import DEFAULT_PROTOCOL
@@ -78,11 +79,12 @@ def fid(gen, real, *, protocol: str = DEFAULT_PROTOCOL, num_samples: int | None 
 
 
 def resolve_stats_pair(gen, real, *, protocol: str, num_samples: int | None, weights: str | None, device,
-                       progress: bool, distributed: bool | None = None,
+                       progress: bool, distributed: bool | None = None, keep_gen_features: bool = False,
                        **kwargs) -> tuple[FeatureStats, FeatureStats]:
     """Statistics of both sides, sharing one loaded network.
 
-    ``num_samples`` applies to ``gen``; ``real`` uses all of its images.
+    ``num_samples`` applies to ``gen``; ``real`` uses all of its images; ``keep_gen_features`` keeps
+    ``gen``'s features (e.g. for :func:`fid_curve`).
     """
     extractor = None
     if needs_images(gen) or needs_images(real):
@@ -90,6 +92,36 @@ def resolve_stats_pair(gen, real, *, protocol: str, num_samples: int | None, wei
         extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights, progress=shown)
     common = dict(protocol=protocol, weights=weights, device=device, progress=progress, extractor=extractor,
                   distributed=distributed, **kwargs)
-    gen_stats = as_stats(gen, num_samples=num_samples, **common)
+    gen_stats = as_stats(gen, num_samples=num_samples, keep_features=keep_gen_features, **common)
     real_stats = as_stats(real, **common)
     return gen_stats, real_stats
+
+
+def curve_counts(total: int, smallest: int = 50) -> list[int]:
+    """Sample counts for a FID curve: ``smallest``, doubling, up to and including ``total``."""
+    counts, n = [], min(smallest, total)
+    while n < total:
+        counts.append(n)
+        n *= 2
+    return counts + [total]
+
+
+def fid_curve(gen: FeatureStats, real: FeatureStats, counts: list[int] | None = None, *,
+              strict: bool = True) -> list[dict]:
+    """FID of the first ``n`` generated images against ``real`` for each ``n`` of ``counts`` (default:
+    :func:`curve_counts`): the small-sample bias of FID made visible.  ``gen`` must keep its features
+    (``keep_features=True``); each point's statistics are accumulated from them as for any set."""
+    if gen.features is None:
+        raise InputError("a FID curve needs the generated set's features: compute its statistics with "
+                         "keep_features=True")
+    features = np.asarray(gen.features)
+    counts = counts or curve_counts(len(features))
+    if min(counts) < 2 or max(counts) > len(features):
+        raise InputError(f"curve sample counts must lie in 2..{len(features)}, got {counts}")
+    points = []
+    for n in counts:
+        stats = FeatureStats(gen.dim, meta=gen.meta)
+        stats.update(features[:n])
+        points.append({"num_samples": n, "fid": fid_from_stats(stats, real, strict=strict)})
+    return points
+

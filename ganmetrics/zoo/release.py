@@ -31,6 +31,7 @@ import torch
 from ..atomic import atomic_write
 from ..imageio import save_png
 from ..metrics.fid import fid
+from ..plots import image_grid
 from ..sources import quantize
 from ..train import TrainConfig, train
 from ..train.checkpoint import CHECKPOINT_NAME
@@ -70,8 +71,7 @@ def initial_generator(model: str, seed: int, overrides: dict) -> Generator:
 def sample_grid(generator: Generator, rows: int = 8, seed: int = 0) -> np.ndarray:
     """uint8 ``[rows·R, rows·R, 3]``: ``rows²`` samples, quantised as the metrics do."""
     images = quantize(generator.sample(rows * rows, seed=seed)).permute(0, 2, 3, 1).cpu().numpy()
-    size = images.shape[1]
-    return images.reshape(rows, rows, size, size, 3).transpose(0, 2, 1, 3, 4).reshape(rows * size, rows * size, 3)
+    return image_grid(images, columns=rows)
 
 
 def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_samples: int = 2000, seed: int = 0,

@@ -1,0 +1,92 @@
+"""Pictures for people: sample grids and FID against the number of samples.
+
+A grid is the images themselves, pixel for pixel (no resampling), tiled into rows; the FID curve is a
+matplotlib chart (matplotlib is needed for the curve only).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_write
+from .errors import InputError
+from .imageio import save_png
+from .sources import open_source
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 0) -> np.ndarray:
+    """uint8 ``[N, H, W, 3]`` tiled row by row into ``ceil(N / columns)`` rows (default: a square grid),
+    ``padding`` white pixels between tiles; missing tiles of the last row stay white."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
+        raise InputError(f"a grid needs uint8 images [N, H, W, 3] with N >= 1, got {images.dtype} {images.shape}")
+    n, h, w, _ = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    out = np.full((rows * h + (rows - 1) * padding, columns * w + (columns - 1) * padding, 3), 255, np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        out[r * (h + padding):r * (h + padding) + h, c * (w + padding):c * (w + padding) + w] = image
+    return out
+
+
+def first_images(source, n: int, *, seed: int = 0, value_range=(-1.0, 1.0)) -> np.ndarray:
+    """The first ``n`` images of any source :func:`ganmetrics.fid` accepts (a generator: ``n`` samples from
+    ``seed``), as uint8 ``[n', H, W, 3]`` (``n' <= n``); one image size is required."""
+    images = open_source(source, num_samples=n, batch_size=min(n, 64), seed=seed, value_range=value_range,
+                         device="cpu", num_workers=0)
+    taken: list[torch.Tensor] = []
+    count = 0
+    for batch in images:
+        if not isinstance(batch, torch.Tensor):
+            raise InputError(f"{images.description}: a grid needs images of one size, but this set mixes sizes")
+        taken.append(batch[:n - count])
+        count += len(taken[-1])
+        if count >= n:
+            break
+    if not taken:
+        raise InputError(f"{images.description} has no images")
+    return torch.cat(taken).permute(0, 2, 3, 1).numpy()
+
+
+def save_grid(images: np.ndarray, path: str | os.PathLike, *, columns: int | None = None, padding: int = 2) -> Path:
+    """Write :func:`image_grid` of uint8 ``[N, H, W, 3]`` images as a PNG (atomically); return its path."""
+    path = Path(path)
+    save_png(path, image_grid(images, columns, padding))
+    return path
+
+
+def fid_curve_png(curve: list[dict], *, title: str = "FID against the number of generated samples") -> bytes:
+    """A log-x chart of ``[{"num_samples": n, "fid": value}, ...]`` as PNG bytes."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise InputError("the FID curve needs matplotlib: pip install matplotlib") from exc
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot([p["num_samples"] for p in curve], [p["fid"] for p in curve], marker="o")
+    ax.set_xscale("log")
+    ax.set_xlabel("generated samples N (the first N of A)")
+    ax.set_ylabel("FID")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def save_fid_curve(curve: list[dict], path: str | os.PathLike, **kwargs) -> Path:
+    path = Path(path)
+    with atomic_write(path) as handle:
+        handle.write(fid_curve_png(curve, **kwargs))
+    return path
