@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--docs", default=None, metavar="DIR",
                        help="where --update writes leaderboard.md and .png (default: docs/ of the checkout "
                             "ganmetrics runs from, if any)")
+    board.add_argument("--chart", default=None, metavar="PNG", help="also draw the stored leaderboard's chart")
     board.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
     board.add_argument("--weights", default=None, metavar="PATH", help="Inception weights file")
     board.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -389,6 +390,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.tier is not None:
         lb.tier_settings(board, args.tier)  # a clear error for a tier the file lacks
+    if args.chart:
+        from .atomic import atomic_write
+        from .leaderboard_report import chart_png
+
+        if not board.get("tiers"):
+            raise InputError(f"{path} has no scores to draw; create them with `ganmetrics leaderboard --update`")
+        with atomic_write(args.chart) as handle:
+            handle.write(chart_png(board))
+        print(f"wrote {args.chart}", file=sys.stderr)
     _emit(board, args.json, format_board(board, [args.tier] if args.tier else None))
     return EXIT_OK
 

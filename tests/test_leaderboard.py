@@ -186,8 +186,9 @@ def test_cli_update_then_check_passes_and_a_moved_number_fails_by_name(tmp_path,
     assert "dcgan fid: stored" in err and "> tolerance 0.002" in err
     assert "retired_model: on the leaderboard but no checkpoint is shipped" in err
 
-    assert main(["leaderboard", "--file", str(board_file), "--tier", "ci"]) == 0
+    assert main(["leaderboard", "--file", str(board_file), "--tier", "ci", "--chart", str(tmp_path / "c.png")]) == 0
     assert "dcgan" in capsys.readouterr().out
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_refusals(tmp_path, capsys, monkeypatch, tiny_ci):
