@@ -232,13 +232,14 @@ def score_tier(tier: Tier, models: Iterable[str], *, device=None, weights: str |
     real = real_pass(tier, extractor, device=device, progress=progress)
     real_record = {"ms_ssim": real.ms_ssim.compute(), "ms_ssim_pairs": real.ms_ssim.num_pairs,
                    "scored": _scored(device, start)}
+    manifest = read_manifest(checkpoints)
     entries = {}
     for name in models:
         began = time.perf_counter()
         generator = load(name, device=device, folder=checkpoints)
         scores = score_generator(generator, tier, real, reference, extractor, device=device, progress=progress,
                                  name=name)
-        entries[name] = {"checkpoint_sha256": read_manifest(checkpoints)[name]["sha256"], "scores": scores,
+        entries[name] = {"checkpoint_sha256": manifest[name]["sha256"], "scores": scores,
                          "scored": _scored(device, began)}
     real.swd.close()
     return {
