@@ -6,10 +6,10 @@ can be checked against the file (``tests/test_leaderboard.py``).
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from .atomic import atomic_write
+from .plots import figure_png, pyplot
 
 COLUMNS = ("model", "FID", "KID ×10³", "IS", "SWD ×10³ (avg)", "MS-SSIM", "time")
 TIER_TITLES = {"ci": "CI tier (rescored by every CI run)", "full": "Full tier (computed once)"}
@@ -127,13 +127,7 @@ def markdown_page(board: dict, chart: str = "leaderboard.png") -> str:
 
 def chart_png(board: dict) -> bytes:
     """A PNG with one bar chart per metric (FID, KID, SWD, MS-SSIM): the models, one bar per tier."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("the leaderboard chart needs matplotlib: pip install matplotlib") from exc
+    plt = pyplot("the leaderboard chart")
     panels = [("FID", lambda s: s["fid"]), ("KID ×10³", lambda s: s["kid"]["mean"] * 1e3),
               ("SWD ×10³ (avg)", lambda s: s["swd"]["avg"]), ("MS-SSIM", lambda s: s["ms_ssim"])]
     tiers = list(board["tiers"].items())
@@ -155,10 +149,7 @@ def chart_png(board: dict) -> bytes:
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle("ganmetrics zoo leaderboard: FID, KID, SWD lower is better; MS-SSIM lower is more diverse", fontsize=10)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def write_docs(board: dict, docs: Path) -> list[Path]:

@@ -62,16 +62,29 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, *, columns: int | Non
     return path
 
 
-def fid_curve_png(curve: list[dict], *, title: str = "FID against the number of generated samples") -> bytes:
-    """A log-x chart of ``[{"num_samples": n, "fid": value}, ...]`` as PNG bytes."""
+def pyplot(purpose: str):
+    """``matplotlib.pyplot`` on the non-interactive Agg backend; a clear error naming ``purpose`` without it."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise InputError("the FID curve needs matplotlib: pip install matplotlib") from exc
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        raise InputError(f"{purpose} needs matplotlib: pip install matplotlib") from exc
+    return plt
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (100 dpi, no software stamp, so equal figures give equal bytes); closes it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    pyplot("a chart").close(fig)
+    return buffer.getvalue()
+
+
+def fid_curve_png(curve: list[dict], *, title: str = "FID against the number of generated samples") -> bytes:
+    """A log-x chart of ``[{"num_samples": n, "fid": value}, ...]`` as PNG bytes."""
+    fig, ax = pyplot("the FID curve").subplots(figsize=(5.5, 3.6))
     ax.plot([p["num_samples"] for p in curve], [p["fid"] for p in curve], marker="o")
     ax.set_xscale("log")
     ax.set_xlabel("generated samples N (the first N of A)")
@@ -79,10 +92,7 @@ def fid_curve_png(curve: list[dict], *, title: str = "FID against the number of 
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def save_fid_curve(curve: list[dict], path: str | os.PathLike, **kwargs) -> Path:
