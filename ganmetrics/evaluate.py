@@ -124,7 +124,8 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
              kid_subsets: int = 100, kid_subset_size: int = 1000, kid_degree: int = 3, kid_gamma: float | None = None,
              kid_coef0: float = 1.0, is_splits: int = 10, is_shuffle: bool = True,
              is_shuffle_seed: int = TORCH_FIDELITY_SHUFFLE_SEED, ms_ssim_num_pairs: int = 10000,
-             swd_num_images: int | None = None, distributed: bool | None = None) -> dict:
+             swd_num_images: int | None = None, distributed: bool | None = None,
+             extractor: FeatureExtractor | None = None) -> dict:
     """Several metrics of ``gen`` against ``real`` in one pass over each set.
 
     Returns a dict with the requested keys: ``"fid"`` (float), ``"kid"`` and ``"is"``
@@ -137,6 +138,8 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
 
     Under torchrun each rank takes its share of both sets (:mod:`ganmetrics.distributed`) and every
     rank returns the same results, those of a single process (``distributed=False``: this process alone).
+    ``extractor``: an already loaded :class:`FeatureExtractor` to use (its protocol and weights win over
+    ``protocol`` / ``weights``).
     """
     chosen = parse_metrics(metrics)
     device = resolve_device(device)
@@ -148,8 +151,9 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
     if "swd" in chosen and not real_is_images:
         raise InputError("SWD compares images, but the reference set is statistics; pass images (a folder, zip, "
                          "array ...) as real")
-    extractor = None
-    if FEATURE_METRICS & set(chosen) and (needs_images(gen) or (real_is_images and {"fid", "kid"} & set(chosen))):
+    if extractor is not None:
+        protocol = extractor.protocol
+    elif FEATURE_METRICS & set(chosen) and (needs_images(gen) or (real_is_images and {"fid", "kid"} & set(chosen))):
         with failing_together(shard):
             extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights,
                                          progress=progress and shard.is_main)

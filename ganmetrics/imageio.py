@@ -187,9 +187,16 @@ def decode_image(data: bytes | str | os.PathLike, name: str) -> np.ndarray:
 __all__ = ["IMAGE_EXTENSIONS", "decode_image", "is_image_name", "scale_16bit"]
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """A uint8 ``H×W×3`` image as PNG bytes (lossless: decoding gives the same array back)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a uint8 ``H×W×3`` image as a PNG, atomically (a reader never sees half a file)."""
     from .atomic import atomic_write
 
     with atomic_write(path) as handle:
-        Image.fromarray(image).save(handle, format="PNG")
+        handle.write(encode_png(image))

@@ -17,7 +17,7 @@ import torch
 from .atomic import atomic_write
 from .errors import InputError
 from .imageio import save_png
-from .sources import open_source
+from .sources import is_generator, open_source
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 0) -> np.ndarray:
@@ -39,8 +39,8 @@ def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 0)
 def first_images(source, n: int, *, seed: int = 0, value_range=(-1.0, 1.0)) -> np.ndarray:
     """The first ``n`` images of any source :func:`ganmetrics.fid` accepts (a generator: ``n`` samples from
     ``seed``), as uint8 ``[n', H, W, 3]`` (``n' <= n``); one image size is required."""
-    images = open_source(source, num_samples=n, batch_size=min(n, 64), seed=seed, value_range=value_range,
-                         device="cpu", num_workers=0)
+    images = open_source(source, num_samples=n if is_generator(source) else None, batch_size=min(n, 64), seed=seed,
+                         value_range=value_range, device="cpu", num_workers=0)  # a smaller set gives what it has
     taken: list[torch.Tensor] = []
     count = 0
     for batch in images:
@@ -100,3 +100,4 @@ def save_fid_curve(curve: list[dict], path: str | os.PathLike, **kwargs) -> Path
     with atomic_write(path) as handle:
         handle.write(fid_curve_png(curve, **kwargs))
     return path
+

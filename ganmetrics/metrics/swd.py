@@ -208,7 +208,9 @@ def extract_patches(level: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 # descriptor accumulation
 
 
-def _check_image_size(height: int, width: int, what: str) -> None:
+def check_image_size(height: int, width: int, what: str) -> None:
+    """Raise :class:`InputError` unless images of ``height``×``width`` (``what``) suit SWD: square, a power
+    of two of at least 16 px."""
     if height != width:
         raise InputError(f"{what} are {height}×{width}; SWD needs square images (resize or crop them)")
     if width < MIN_RESOLUTION or width & (width - 1):
@@ -356,7 +358,7 @@ class SWDDescriptors:
         if len(images) == 0:
             return
         height, width = images.shape[-2:]
-        _check_image_size(height, width, self.description)
+        check_image_size(height, width, self.description)
         if not self.resolutions:
             self.resolutions = pyramid_resolutions(width)
             self._chunks = [[] for _ in self.resolutions]
