@@ -12,6 +12,7 @@ Public API (DESIGN.md §5)::
     gm.ms_ssim(x, y); gm.ms_ssim_diversity(gen)   # Progressive GAN's MS-SSIM
     gm.swd(gen, real)                  # Progressive GAN's Laplacian-pyramid SWD (×1e3)
     gm.evaluate(gen, real, metrics=("fid", "kid", "is", "swd", "ms_ssim"))   # one pass for all
+    gm.report(gen, real, "report.html")   # every metric, sample grids and SWD chart in one HTML page
     gm.FID(real="shapes32")            # metric objects for training loops: update(batch), compute(), reset()
     gm.zoo.load("dcgan")               # a trained reference generator (gm.zoo, gm.train, gm.data load on use)
 """
@@ -31,6 +32,7 @@ from .errors import (
 from .evaluate import evaluate
 from .features import compute_stats
 from .frechet import frechet_distance
+from .html_report import report
 from .metric_objects import FID, KID, InceptionScore
 from .metrics.fid import fid
 from .metrics.inception_score import inception_score
@@ -58,6 +60,7 @@ __all__ = [
     "frechet_distance",
     "inception_score",
     "kid",
+    "report",
     "ms_ssim",
     "ms_ssim_diversity",
     "swd",

@@ -40,6 +40,19 @@ def _add_comparison(parser: argparse.ArgumentParser) -> None:
                         help="compare statistics even if their protocol or weights differ")
 
 
+def _add_metric_options(parser: argparse.ArgumentParser, *, metrics_default: str | None, metrics_help: str) -> None:
+    """The options of the metrics computed in one pass (``eval`` and ``report``)."""
+    parser.add_argument("--metrics", default=metrics_default, help=metrics_help)
+    parser.add_argument("--seed", type=int, default=0, help="seed of KID subsets and SWD draws (default: 0)")
+    parser.add_argument("--kid-subsets", type=_positive_int, default=100)
+    parser.add_argument("--kid-subset-size", type=_positive_int, default=1000)
+    parser.add_argument("--is-splits", type=_positive_int, default=10)
+    parser.add_argument("--ms-ssim-pairs", type=_positive_int, default=10000,
+                        help="at most this many image pairs of A for MS-SSIM (default: 10000)")
+    parser.add_argument("--swd-images", type=_positive_int, default=None,
+                        help="SWD on the first N images of each set (default: all of A)")
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -85,18 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("a", metavar="A")
     evaluate.add_argument("b", metavar="B", nargs="?", default=None,
                           help="reference set (not needed for is and ms_ssim alone)")
-    evaluate.add_argument("--metrics", default="fid,kid,is,swd,ms_ssim",
-                          help="comma-separated list of fid, kid, is, swd, ms_ssim (default: all)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of KID subsets and SWD draws (default: 0)")
-    evaluate.add_argument("--kid-subsets", type=_positive_int, default=100)
-    evaluate.add_argument("--kid-subset-size", type=_positive_int, default=1000)
-    evaluate.add_argument("--is-splits", type=_positive_int, default=10)
-    evaluate.add_argument("--ms-ssim-pairs", type=_positive_int, default=10000,
-                          help="at most this many image pairs of A for MS-SSIM (default: 10000)")
-    evaluate.add_argument("--swd-images", type=_positive_int, default=None,
-                          help="SWD on the first N images of each set (default: all of A)")
+    _add_metric_options(evaluate, metrics_default="fid,kid,is,swd,ms_ssim",
+                        metrics_help="comma-separated list of fid, kid, is, swd, ms_ssim (default: all)")
     _add_comparison(evaluate)
     _add_common(evaluate)
+
+    report = commands.add_parser(
+        "report", help="a self-contained HTML report: every metric, sample grids, SWD chart, provenance",
+        description="Compare A (generated) with B (reference) and write one HTML page with every metric, grids of "
+                    "the first images of both sets, SWD per pyramid level as a chart, the protocol and weights, and "
+                    "the command that makes it again. Images are inlined: the file opens anywhere, offline.")
+    report.add_argument("a", metavar="A")
+    report.add_argument("b", metavar="B", help="reference set: images, a statistics file or a bundled name")
+    report.add_argument("-o", "--output", default="report.html", metavar="REPORT.html",
+                        help="where to write the page (default: %(default)s)")
+    report.add_argument("--title", default=None, help="the page's heading (default: 'A vs B')")
+    report.add_argument("--grid-images", type=_positive_int, default=64,
+                        help="images of each set shown in its grid (default: 64)")
+    _add_metric_options(report, metrics_default=None,
+                        metrics_help="comma-separated list of fid, kid, is, swd, ms_ssim (default: every metric that "
+                                     "applies; the page says why one does not)")
+    _add_comparison(report)
+    _add_common(report)
 
     dataset = commands.add_parser("dataset", help="write a built-in image set as PNG files",
                                   description="Render N images of a built-in set (e.g. shapes32, the zoo's training "
@@ -257,6 +280,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def report_settings(args: argparse.Namespace):
+    """The :class:`~ganmetrics.html_report.ReportSettings` of parsed ``ganmetrics report`` arguments."""
+    from .html_report import ReportSettings
+
+    return ReportSettings(
+        metrics=args.metrics, protocol=args.protocol, num_samples=args.num_samples, seed=args.seed,
+        kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, is_splits=args.is_splits,
+        ms_ssim_pairs=args.ms_ssim_pairs, swd_images=args.swd_images, grid_images=args.grid_images,
+        strict=not args.no_strict, weights=args.weights)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .html_report import report
+
+    data = report(args.a, args.b, args.output, settings=report_settings(args), batch_size=args.batch_size,
+                  device=args.device,
+                  num_workers=args.num_workers, progress=not args.no_progress, title=args.title)
+    data["report"] = str(Path(args.output).resolve())
+    text = format_results(data["results"]) + "".join(f"\n{name}: not computed ({why})"
+                                                     for name, why in data["left_out"].items())
+    _emit(data, args.json, text + f"\nreport written to {data['report']}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -403,9 +450,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"fid": cmd_fid, "stats": cmd_stats, "eval": cmd_eval, "dataset": cmd_dataset, "sample": cmd_sample,
-            "grid": cmd_grid,
-            "train": cmd_train, "demo": cmd_demo,
+COMMANDS = {"fid": cmd_fid, "stats": cmd_stats, "eval": cmd_eval, "report": cmd_report, "dataset": cmd_dataset,
+            "sample": cmd_sample, "grid": cmd_grid, "train": cmd_train, "demo": cmd_demo,
             "leaderboard": cmd_leaderboard}
 
 
