@@ -29,6 +29,7 @@ import numpy as np
 
 from ._version import __version__
 from .atomic import atomic_write
+from .distributed import is_main_process
 from .errors import InputError
 from .evaluate import FEATURE_METRICS, METRICS, evaluate, parse_metrics
 from .features import FeatureExtractor, resolve_device
@@ -419,13 +420,15 @@ def report(gen, real, output: str | os.PathLike = "report.html", *, settings: Re
            batch_size: int = 64, device=None, num_workers: int | None = None, progress: bool = True,
            title: str | None = None, **setting_values) -> dict:
     """Compare ``gen`` with ``real`` (anything :func:`ganmetrics.evaluate` accepts) and write the HTML report
-    to ``output`` (atomically); return its data without the images (:func:`result_json`).
+    to ``output`` (atomically; under torchrun, rank 0 writes it); return its data without the images
+    (:func:`result_json`).
 
     Settings come as a :class:`ReportSettings` or as its fields (``metrics=("fid", "kid")``, ``seed=1``, ...).
     """
     settings = settings or ReportSettings(**setting_values)
     data = collect_report(gen, real, settings, output=output, batch_size=batch_size, device=device,
                           num_workers=num_workers, progress=progress, title=title)
-    with atomic_write(output) as handle:
-        handle.write(render_html(data).encode("utf-8"))
+    if is_main_process():  # under torchrun every rank holds the same data; one writes the page
+        with atomic_write(output) as handle:
+            handle.write(render_html(data).encode("utf-8"))
     return result_json(data)

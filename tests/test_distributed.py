@@ -173,3 +173,25 @@ def test_the_cli_under_torchrun_prints_once_what_one_process_prints(data, peer_w
     two, one = json.loads(lines[0]), json.loads(capsys.readouterr().out)
     assert two["num_samples"] == one["num_samples"] == [11, 10]
     assert two["fid"] == pytest.approx(one["fid"], rel=1e-6)
+
+
+def test_the_report_under_torchrun_has_the_numbers_of_one_process(data, peer_weights_file, tmp_path):
+    """``ganmetrics report`` sharded over 2 ranks: rank 0 writes the page, and its numbers are those of one process."""
+    from ganmetrics.html_report import report
+
+    script = tmp_path / "cli.py"
+    script.write_text("import sys\nfrom ganmetrics.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    page = tmp_path / "two.html"
+    result = torchrun(script, "report", str(data / "b"), str(data / "a"), "-o", str(page), "--json", "--no-progress",
+                      "--num-workers", "0", "--weights", str(peer_weights_file), "--metrics", "fid,kid,swd,ms_ssim",
+                      "--kid-subset-size", "5", "--ms-ssim-pairs", "5", "--grid-images", "4", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, result.stdout  # rank 0 alone prints
+    two = json.loads(lines[0])
+    one = report(str(data / "b"), str(data / "a"), tmp_path / "one.html", weights=str(peer_weights_file),
+                 metrics="fid,kid,swd,ms_ssim", kid_subset_size=5, ms_ssim_pairs=5, grid_images=4, progress=False,
+                 num_workers=0)
+    assert page.is_file() and not list(tmp_path.glob("*.tmp*"))
+    one_results = json.loads(json.dumps(one["results"]))  # JSON's string keys for the SWD levels, as printed
+    assert_close(two["results"], one_results)
