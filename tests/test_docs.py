@@ -25,7 +25,7 @@ def test_site_builds_strictly(tmp_path):
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     for name in ("ganmetrics.fid", "ganmetrics.evaluate.evaluate", "ganmetrics.FID.update", "ganmetrics.zoo.load"):
         assert f'id="{name}"' in api, f"{name} missing from the API reference"
-    for example in ("leaderboard.png", "report-example.png", "report-example.html"):
+    for example in ("leaderboard.png", "report-example.png"):
         assert (tmp_path / "site" / example).is_file(), example
 
 
