@@ -57,7 +57,7 @@ class Browser:
             os.dup2(high_out, 4)
 
         self.process = subprocess.Popen(
-            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--remote-debugging-pipe",
              "--no-first-run", "--no-default-browser-check", "--hide-scrollbars", "--mute-audio",
              f"--user-data-dir={self._profile.name}", f"--window-size={width},{height}", "about:blank"],
             preexec_fn=on_fds_3_and_4, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
