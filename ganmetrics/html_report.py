@@ -284,7 +284,8 @@ def _metrics_section(data: dict) -> str:
     summary = f"{counts[0]} images of A" + (f", {counts[1]} of B" if len(counts) > 1 else "")
     return (f'<h2 id="metrics-heading">Metrics</h2><table id="metrics"><thead><tr><th>metric</th><th>value</th>'
             f'<th>what it measures</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
-            f'<p class="muted">{html.escape(summary)}; protocol {html.escape(results["protocol"])}.</p>')
+            f'<p class="muted">{html.escape(summary)}; protocol {html.escape(results["protocol"])}. FID falls as the '
+            f"number of images grows: compare FIDs computed from the same numbers of images.</p>")
 
 
 def _grid_figure(grid: np.ndarray | None, caption: str) -> str:
