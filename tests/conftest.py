@@ -17,6 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ganmetrics.data.synthetic import render_images  # noqa: E402
+from ganmetrics.features import tf32_disabled  # noqa: E402
 from ganmetrics.inception import load_inception  # noqa: E402
 from ganmetrics.weights import find_offline_package_file  # noqa: E402
 from peers import peer_state_dict as build_peer_state_dict  # noqa: E402
@@ -31,11 +32,13 @@ DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
 
 
 @pytest.fixture
-def float32_cuda(monkeypatch):
+def float32_cuda():
     """TF32 off in cuBLAS and cuDNN for the test, as ganmetrics runs: peers on a GPU then compute the same
-    float32 arithmetic (by default cuDNN convolutions use TF32 on Ampere and later GPUs)."""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    float32 arithmetic (by default cuDNN convolutions use TF32 on Ampere and later GPUs).  Not monkeypatch:
+    ``torch.backends.cuda.matmul`` serves ``allow_tf32`` through ``__getattr__``, which pytest >= 9.2 cannot
+    restore (it deletes the attribute instead)."""
+    with tf32_disabled():
+        yield
 
 
 @pytest.fixture(scope="session")
