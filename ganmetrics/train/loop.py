@@ -365,6 +365,7 @@ def train(cfg: TrainConfig) -> TrainState:
                     print(f"  {text}  ({rate:.0f} img/s)", file=sys.stderr)
             if state.step % cfg.checkpoint_every == 0 or done:
                 trainer.save()
+        distributed.barrier()  # no rank destroys the group while another is still in a collective
         return state
     finally:
         distributed.teardown(world)
