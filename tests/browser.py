@@ -15,7 +15,6 @@ Regenerate the docs' example screenshot (docs/report-example.png) with
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
 import select
@@ -27,11 +26,13 @@ import time
 from pathlib import Path
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
-INSTALL_HINT = "install Debian's chromium (apt-get install chromium) or set $GANMETRICS_CHROMIUM"
+INSTALL_HINT = "install Debian's chromium (apt-get install chromium) or set $GANMETRICS_CHROMIUM (POSIX only)"
 
 
 def find_chromium() -> str | None:
-    """The Chromium executable to use, or None."""
+    """The Chromium executable to use, or None (also off POSIX: the pipe set-up needs fork and fcntl)."""
+    if os.name != "posix":
+        return None
     explicit = os.environ.get("GANMETRICS_CHROMIUM")
     if explicit:
         return explicit if Path(explicit).exists() else None
@@ -49,6 +50,8 @@ class Browser:
         self._profile = tempfile.TemporaryDirectory(prefix="ganmetrics-chromium-")
         commands_read, self._commands = os.pipe()
         self._replies, replies_write = os.pipe()
+
+        import fcntl
 
         def on_fds_3_and_4() -> None:  # in the child: the pipe ends Chromium expects, as fds 3 and 4
             high_in = fcntl.fcntl(commands_read, fcntl.F_DUPFD, 10)
