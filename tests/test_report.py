@@ -198,7 +198,7 @@ def chromium() -> str:
     return executable
 
 
-def test_report_opens_in_chromium_without_console_errors_and_shows_the_metrics_table(cli_report, chromium,
+def test_report_opens_in_chromium_without_console_errors_and_shows_the_metrics_table(chromium, cli_report,
                                                                                      tmp_path):
     output, printed, _ = cli_report
     with Browser(chromium, width=1200, height=1500) as browser:
