@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from .distributed import LOCAL, Shard
 from .errors import InputError, SourceNotFoundError
 from .imageio import IMAGE_EXTENSIONS, decode_image, is_image_name, scale_16bit
+from .untouched import UntouchedCall
 
 ImageBatch = torch.Tensor | list[torch.Tensor]
 """uint8 ``[N, 3, H, W]``; a list of uint8 ``[3, H, W]`` only when a batch mixes image sizes."""
@@ -689,6 +690,7 @@ def _generator_source(G: Callable, *, num_samples: int | None, batch_size: int, 
     description = f"generator {name} (z_dim={z_dim}{conditioning}, seed={seed}, {num_samples} samples)"
 
     def iterate() -> Iterator[ImageBatch]:
+        call = UntouchedCall(G, seed, target)
         rng = torch.Generator().manual_seed(seed)
         latents = torch.randn(num_samples, z_dim, generator=rng)  # 50,000 × 512 float32: 100 MB
         labels = torch.randint(0, num_classes or c_dim, (num_samples,), generator=rng) if num_classes or c_dim \
@@ -701,8 +703,7 @@ def _generator_source(G: Callable, *, num_samples: int | None, batch_size: int, 
                 args.append(labels[rows].to(target))
             elif c_dim:  # StyleGAN2-ADA convention: one-hot float labels
                 args.append(torch.nn.functional.one_hot(labels[rows], c_dim).to(target, dtype))
-            with torch.no_grad():
-                out = G(*args)
+            out = call(*args)
             what = f"generator {name} (batch of {size} starting at sample {first})"
             if not isinstance(out, torch.Tensor):
                 raise InputError(f"{what} returned a {type(out).__name__}; expected a float tensor N×C×H×W in "
@@ -800,7 +801,9 @@ def open_source(source: Any, *, num_samples: int | None = None, batch_size: int 
     on the CPU from ``torch.Generator().manual_seed(seed)`` before the first batch, so the images
     depend on the seed alone — not on the device or the batch size — and are exactly those of a
     zoo model's ``G.sample(num_samples, seed)`` (``ganmetrics sample`` writes them as PNGs).
-    ``G`` is called under ``torch.no_grad()``; its train/eval mode is left as it is.
+    ``G`` is called in eval mode under ``torch.inference_mode()``, its noise (if it draws any from the global
+    RNG) from a stream seeded by ``seed``; the module's mode, parameters and buffers and the caller's RNG
+    states are left exactly as they were (:mod:`ganmetrics.untouched`).
 
     ``shard``: yield only this process's images of the set (:class:`ganmetrics.distributed.Shard`;
     ``num_samples`` still counts the whole set).  Files, arrays and tensors are read only for the
