@@ -43,6 +43,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from .errors import InputError
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -331,3 +333,27 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         state = _folder_state(folder)
         if state is not None:
             _clean_folders[os.fspath(folder)] = state
+
+
+def check_writable(path: str | os.PathLike, *, what: str, folder: bool = False) -> Path:
+    """Fail fast, before hours of work, when ``path`` cannot be written: an existing folder where a file goes (or a
+    file where a folder goes), a parent that is a file, or a place where no file can be created (read-only,
+    permissions).  Creates nothing that stays: missing parent folders are created only by the real write.
+    ``what`` names the argument in error messages (``"-o"``, ``"--curve"``).  Returns ``path`` as a Path."""
+    dest = Path(path).expanduser()
+    if dest.exists() and dest.is_dir() != folder:
+        kind = "an existing folder" if dest.is_dir() else "an existing file"
+        raise InputError(f"{what} {dest}: {kind}, but a {'folder' if folder else 'file'} is written there; "
+                         "choose another path")
+    parent = dest if folder and dest.is_dir() else dest.parent
+    while not parent.exists():  # the nearest existing ancestor is where creation starts
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{what} {dest}: {parent} is a file, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise InputError(f"{what} {dest}: cannot create files in {parent} ({e.strerror or e}); choose a writable "
+                         "place") from None
+    return dest

@@ -11,11 +11,13 @@ import json
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from ._version import __version__
-from .errors import GanmetricsError
+from .atomic import check_writable
+from .errors import GanmetricsError, cli_words
 from .preprocess import DEFAULT_PROTOCOL, PROTOCOLS
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -32,6 +34,25 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="image decoding processes (default: min(4, CPU count))")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _value_range(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _add_value_range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--value-range", nargs=2, type=_value_range, default=(-1.0, 1.0), metavar=("LO", "HI"),
+                        help="the range of float images in .npz/.npy arrays, quantised to 0..255 (default: -1 1; "
+                             "e.g. 0 1 for [0, 1] data, 0 255 for float pixel values); uint8 images are read as they "
+                             "are")
 
 
 def _add_comparison(parser: argparse.ArgumentParser) -> None:
@@ -53,15 +74,22 @@ def _add_metric_options(parser: argparse.ArgumentParser, *, metrics_default: str
                         help="SWD on the first N images of each set (default: all of A)")
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
@@ -82,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "plotted to PNG (default: fid-curve.png)")
     _add_comparison(fid)
     _add_common(fid)
+    _add_value_range(fid)
 
     stats = commands.add_parser("stats", help="save the feature statistics of an image set",
                                 description="Compute Inception statistics of A and save them as .npz "
@@ -91,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--keep-features", action="store_true", help="also store the features (for KID)")
     stats.add_argument("--num-samples", type=_positive_int, default=None, help="use only the first N images")
     _add_common(stats)
+    _add_value_range(stats)
 
     evaluate = commands.add_parser("eval", help="several metrics in one pass (fid, kid, is, swd, ms_ssim)",
                                    description="Evaluate A (generated) against B (reference) with several metrics; "
@@ -102,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                         metrics_help="comma-separated list of fid, kid, is, swd, ms_ssim (default: all)")
     _add_comparison(evaluate)
     _add_common(evaluate)
+    _add_value_range(evaluate)
 
     report = commands.add_parser(
         "report", help="a self-contained HTML report: every metric, sample grids, SWD chart, provenance",
@@ -120,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "applies; the page says why one does not)")
     _add_comparison(report)
     _add_common(report)
+    _add_value_range(report)
 
     dataset = commands.add_parser("dataset", help="write a built-in image set as PNG files",
                                   description="Render N images of a built-in set (e.g. shapes32, the zoo's training "
@@ -140,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--padding", type=_non_negative_int, default=2, help="white pixels between tiles (default: 2)")
     grid.add_argument("--seed", type=int, default=0, help="seed of a zoo model's samples (default: 0)")
     grid.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_value_range(grid)
 
     sample = commands.add_parser("sample", help="write samples of a zoo model (or a checkpoint) as PNG files",
                                  description="Generate N images with a trained zoo model and save them as PNGs, "
@@ -205,13 +238,18 @@ def _emit(result: dict, as_json: bool, text: str) -> None:
 
 
 def _extraction_kwargs(args: argparse.Namespace) -> dict:
-    return {"protocol": args.protocol, "batch_size": args.batch_size, "device": args.device,
-            "weights": args.weights, "num_workers": args.num_workers, "progress": not args.no_progress}
+    kwargs = {"protocol": args.protocol, "batch_size": args.batch_size, "device": args.device,
+              "weights": args.weights, "num_workers": args.num_workers, "progress": not args.no_progress}
+    if hasattr(args, "value_range"):  # the commands that read user images
+        kwargs["value_range"] = tuple(args.value_range)
+    return kwargs
 
 
 def cmd_fid(args: argparse.Namespace) -> int:
     from .metrics.fid import fid_from_stats, resolve_stats_pair
 
+    if args.curve is not None:
+        check_writable(args.curve, what="--curve")
     start = time.perf_counter()
     gen_stats, real_stats = resolve_stats_pair(args.a, args.b, num_samples=args.num_samples,
                                                keep_gen_features=args.curve is not None, **_extraction_kwargs(args))
@@ -239,6 +277,8 @@ def cmd_fid(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     from .features import compute_stats
 
+    output = args.output if args.output.lower().endswith(".npz") else args.output + ".npz"  # as FeatureStats.save
+    check_writable(output, what="-o")
     stats = compute_stats(args.a, num_samples=args.num_samples, keep_features=args.keep_features,
                           **_extraction_kwargs(args))
     from .distributed import is_main_process
@@ -255,7 +295,8 @@ def format_results(result: dict) -> str:
     if "fid" in result:
         lines.append(f"FID      {result['fid']:.6f}")
     if "kid" in result:
-        lines.append(f"KID      {result['kid']['mean']:.6f} ± {result['kid']['std']:.6f}")
+        std = result["kid"]["std"]
+        lines.append(f"KID      {result['kid']['mean']:.6f} ± " + ("n/a" if std is None else f"{std:.6f}"))
     if "is" in result:
         lines.append(f"IS       {result['is']['mean']:.6f} ± {result['is']['std']:.6f}")
     if "swd" in result:
@@ -288,12 +329,13 @@ def report_settings(args: argparse.Namespace):
         metrics=args.metrics, protocol=args.protocol, num_samples=args.num_samples, seed=args.seed,
         kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, is_splits=args.is_splits,
         ms_ssim_pairs=args.ms_ssim_pairs, swd_images=args.swd_images, grid_images=args.grid_images,
-        strict=not args.no_strict, weights=args.weights)
+        strict=not args.no_strict, weights=args.weights, value_range=tuple(args.value_range))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .html_report import report
 
+    check_writable(args.output, what="-o")
     data = report(args.a, args.b, args.output, settings=report_settings(args), batch_size=args.batch_size,
                   device=args.device,
                   num_workers=args.num_workers, progress=not args.no_progress, title=args.title)
@@ -331,7 +373,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     from .data.builtin import CLASS_NAMES, dataset_size, render_image
     from .imageio import save_png
 
-    size, out = dataset_size(args.name), Path(args.output)
+    size, out = dataset_size(args.name), check_writable(args.output, what="-o", folder=True)
     for index in range(args.num_images):
         image, label = render_image(args.seed, index, size)
         save_png(out / f"{label}_{CLASS_NAMES[label]}" / f"{index:06d}.png", image)
@@ -344,16 +386,18 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from .plots import first_images, save_grid
     from .zoo.registry import model_names
 
+    check_writable(args.output, what="-o")
     if args.a in model_names() and not Path(args.a).exists():  # the same images as `ganmetrics sample`
         from .sources import quantize
         from .zoo.checkpoints import load
 
         images = quantize(load(args.a).sample(args.num_images, seed=args.seed)).permute(0, 2, 3, 1).numpy()
     else:
-        images = first_images(args.a, args.num_images, seed=args.seed)
+        images = first_images(args.a, args.num_images, seed=args.seed, value_range=tuple(args.value_range))
     path = save_grid(images, args.output, columns=args.columns, padding=args.padding)
-    result = {"grid": str(path), "source": args.a, "num_images": args.num_images}
-    _emit(result, args.json, f"wrote a grid of the first {args.num_images} images of {args.a} to {path}")
+    result = {"grid": str(path), "source": args.a, "num_images": len(images)}  # a smaller set gives what it has
+    which = f"the first {len(images)}" if len(images) == args.num_images else f"all {len(images)}"
+    _emit(result, args.json, f"wrote a grid of {which} images of {args.a} to {path}")
     return EXIT_OK
 
 
@@ -362,8 +406,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .sources import quantize
     from .zoo.checkpoints import generator_from_checkpoint, load
 
+    check_writable(args.output, what="-o", folder=True)
     generator = generator_from_checkpoint(args.checkpoint) if args.checkpoint else load(args.model)
-    generator = generator.to(args.device or "cpu")
+    from .devices import check_device
+
+    generator = generator.to(check_device(args.device or "cpu"))
     out, index = Path(args.output), 0
     for images in generator.iter_samples(args.num_images, seed=args.seed, truncation=args.truncation,
                                          labels=args.label):
@@ -441,6 +488,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         from .atomic import atomic_write
         from .leaderboard_report import chart_png
 
+        check_writable(args.chart, what="--chart")
         if not board.get("tiers"):
             raise InputError(f"{path} has no scores to draw; create them with `ganmetrics leaderboard --update`")
         with atomic_write(args.chart) as handle:
@@ -477,8 +525,14 @@ def reference_markdown(width: int = 100) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ganmetrics`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"ganmetrics {args.command}: warning: {message}", file=sys.stderr, flush=True)
+
     try:
-        return COMMANDS[args.command](args)
+        with cli_words(), warnings.catch_warnings():
+            warnings.showwarning = show_warning  # one clean line, no source file or code line
+            return COMMANDS[args.command](args)
     except GanmetricsError as exc:
         print(f"ganmetrics {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -8,6 +8,10 @@ builtin that fits (``ValueError``, ``FileNotFoundError``) so that generic
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 
 class GanmetricsError(Exception):
     """Base class of every error ganmetrics raises on bad input or set-up."""
@@ -35,3 +39,24 @@ class ProtocolError(GanmetricsError, ValueError):
 
 class CheckpointError(GanmetricsError):
     """A training checkpoint or a shipped model checkpoint is missing, corrupted or of another model."""
+
+
+# -- messages in the words of the interface in use ------------------------------------------------
+
+_CLI_WORDS: contextvars.ContextVar[bool] = contextvars.ContextVar("ganmetrics_cli_words", default=False)
+
+
+def spelled(python: str, cli: str) -> str:
+    """``python`` (e.g. ``"value_range=(0, 1)"``) in messages to Python callers, ``cli`` (``"--value-range 0 1"``)
+    while the ``ganmetrics`` command runs: advice names what the user can actually type."""
+    return cli if _CLI_WORDS.get() else python
+
+
+@contextlib.contextmanager
+def cli_words() -> Iterator[None]:
+    """Within this block, :func:`spelled` gives the command line's words (the CLI wraps each command in it)."""
+    token = _CLI_WORDS.set(True)
+    try:
+        yield
+    finally:
+        _CLI_WORDS.reset(token)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .distributed import LOCAL, Shard, all_sum_int, current_shard, failing_together, gather_rows
-from .errors import InputError
-from .features import FeatureExtractor, check_finite_features, progress_bar, resolve_device
+from .distributed import Shard, all_sum_int, current_shard, failing_together, gather_rows
+from .errors import InputError, spelled
+from .features import FeatureExtractor, bar_label, check_finite_features, progress_bar, resolve_device
 from .inception import FEATURE_DIM, NUM_CLASSES
 from .metrics.fid import as_stats, fid_from_stats, needs_images
 from .metrics.inception_score import TORCH_FIDELITY_SHUFFLE_SEED, inception_score_from_logits
@@ -30,7 +30,7 @@ from .metrics.kid import kid_from_features
 from .metrics.ms_ssim import MSSSIMDiversity
 from .metrics.swd import SWDDescriptors, swd_across_ranks
 from .preprocess import DEFAULT_PROTOCOL
-from .sources import open_source
+from .sources import ImageSource, open_source
 from .stats import FeatureStats, check_compatible
 
 METRICS = ("fid", "kid", "is", "swd", "ms_ssim")
@@ -64,20 +64,17 @@ class SetPass:
     num_images: int = 0
 
 
-def run_pass(source, *, role: str, want_stats: bool, keep_features: bool, want_logits: bool,
-             swd, ms_ssim, extractor: FeatureExtractor | None, swd_limit: int | None = None,
-             num_samples: int | None, batch_size: int, seed: int, value_range, device, num_workers: int | None,
-             z_dim: int | None, progress: bool, shard: Shard = LOCAL) -> SetPass:
-    """Stream this rank's share of ``source`` once, feeding every requested consumer (SWD: the images whose index
-    in the whole set is below ``swd_limit``), then combine the ranks' results (:func:`merged_across_ranks`)."""
+def run_pass(images: ImageSource, *, label: str, want_stats: bool, keep_features: bool, want_logits: bool,
+             swd, ms_ssim, extractor: FeatureExtractor | None, swd_limit: int | None = None, progress: bool) -> SetPass:
+    """Stream this rank's share of the opened ``images`` once, feeding every requested consumer (SWD: the images
+    whose index in the whole set is below ``swd_limit``), then combine the ranks' results
+    (:func:`merged_across_ranks`).  ``label`` names the progress bar."""
     result = SetPass(swd=swd, ms_ssim=ms_ssim)
+    shard = images.shard
     with failing_together(shard):
-        images = open_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed,
-                             value_range=value_range, device=device, num_workers=num_workers, z_dim=z_dim, shard=shard)
         if want_stats:
             result.stats = FeatureStats(FEATURE_DIM, keep_features=keep_features, meta=extractor.stats_meta(images.description))
-        desc = f"{role} [{extractor.protocol}]" if extractor is not None else role
-        with progress_bar(images, desc=desc, enabled=progress) as bar:
+        with progress_bar(images, desc=label, enabled=progress) as bar:
             for batch in images:
                 if want_stats:
                     features = check_finite_features(extractor(batch), images, result.num_images)
@@ -146,34 +143,48 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
     shard = current_shard(distributed)
     needs_real = [m for m in chosen if m not in GEN_ONLY]
     if needs_real and real is None:
-        raise InputError(f"{', '.join(needs_real)} compare two sets: pass real=")
+        raise InputError(f"{', '.join(needs_real)} compare two sets: "
+                         + spelled("pass real=", "give B, the reference set"))
     real_is_images = real is not None and needs_images(real)
     if "swd" in chosen and not real_is_images:
         raise InputError("SWD compares images, but the reference set is statistics; pass images (a folder, zip, "
-                         "array ...) as real")
+                         f"array ...) as {spelled('real', 'B')}")
     if extractor is not None:
         protocol = extractor.protocol
     elif FEATURE_METRICS & set(chosen) and (needs_images(gen) or (real_is_images and {"fid", "kid"} & set(chosen))):
         with failing_together(shard):
             extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights,
                                          progress=progress and shard.is_main)
-    common = dict(batch_size=batch_size, value_range=value_range, device=device, num_workers=num_workers,
-                  z_dim=z_dim, progress=progress, extractor=extractor, shard=shard)
+    opening = dict(batch_size=batch_size, value_range=value_range, device=device, num_workers=num_workers,
+                   z_dim=z_dim, seed=seed, shard=shard)
+    with failing_together(shard):  # both sets opened and checked before either is read
+        gen_images = open_source(gen, num_samples=num_samples, **opening)
+        real_images = open_source(real, **opening) if needs_real and real_is_images else None
+    if "swd" in chosen and gen_images.total_images is not None and real_images.total_images is not None:
+        wanted = min(gen_images.total_images, swd_num_images or gen_images.total_images)
+        if real_images.total_images < wanted:
+            raise InputError(f"SWD compares equal-sized sets: {spelled('gen', 'A')} has {wanted} images but "
+                             f"{spelled('real', 'B')} only {real_images.total_images}; pass "
+                             f"{spelled('swd_num_images', '--swd-images')} <= {real_images.total_images}")
+    protocol_of = extractor.protocol if extractor is not None else None
+    common = dict(progress=progress, extractor=extractor)
     gen_pass = run_pass(
-        gen, role="gen", want_stats=bool(FEATURE_METRICS & set(chosen)), keep_features="kid" in chosen,
-        want_logits="is" in chosen, swd=SWDDescriptors(seed=seed, stream="fake", device=device) if "swd" in chosen
+        gen_images, label=bar_label("gen", gen, protocol_of), want_stats=bool(FEATURE_METRICS & set(chosen)), keep_features="kid" in chosen,
+        want_logits="is" in chosen, swd=SWDDescriptors(seed=seed, stream="fake", device=device,
+                                                       description=spelled("gen images", "A's images"))
+        if "swd" in chosen
         else None, ms_ssim=MSSSIMDiversity.for_shard(shard, max_pairs=ms_ssim_num_pairs) if "ms_ssim" in chosen else None,
-        num_samples=num_samples, seed=seed, swd_limit=swd_num_images, **common)
+        swd_limit=swd_num_images, **common)
     gen_swd_images = all_sum_int(gen_pass.swd.num_images, shard) if "swd" in chosen else None
     result: dict = {"protocol": protocol}
     real_stats, real_swd = None, None
     if needs_real:
         if real_is_images:
             real_pass = run_pass(
-                real, role="real", want_stats=bool({"fid", "kid"} & set(chosen)), keep_features="kid" in chosen,
-                want_logits=False, swd=SWDDescriptors(seed=seed, stream="real", device=device)
-                if "swd" in chosen else None, ms_ssim=None, num_samples=None, seed=seed,
-                swd_limit=gen_swd_images, **common)
+                real_images, label=bar_label("real", real, protocol_of), want_stats=bool({"fid", "kid"} & set(chosen)), keep_features="kid" in chosen,
+                want_logits=False, swd=SWDDescriptors(seed=seed, stream="real", device=device,
+                                                      description=spelled("real images", "B's images"))
+                if "swd" in chosen else None, ms_ssim=None, swd_limit=gen_swd_images, **common)
             real_stats, real_swd = real_pass.stats, real_pass.swd
             real_count = real_pass.num_images
         else:
@@ -189,8 +200,8 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
         check_compatible(gen_pass.stats, real_stats, strict=strict)
         if real_stats.features is None:
             raise InputError("KID needs the reference set's features, but these statistics were saved without "
-                             "them; recompute with keep_features=True (ganmetrics stats --keep-features) or pass "
-                             "images")
+                             f"them; recompute them with {spelled('keep_features=True', 'ganmetrics stats --keep-features')}"
+                             " or give images")
         mean, std = kid_from_features(gen_pass.stats.features, real_stats.features, subsets=kid_subsets,
                                       subset_size=kid_subset_size, degree=kid_degree, gamma=kid_gamma,
                                       coef0=kid_coef0, seed=seed, device=device)
@@ -203,8 +214,9 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
     if "swd" in chosen:
         real_swd_images = all_sum_int(real_swd.num_images, shard)
         if real_swd_images < gen_swd_images:
-            raise InputError(f"SWD compares equal-sized sets: gen has {gen_swd_images} images but real only "
-                             f"{real_swd_images}; pass swd_num_images (--swd-images) <= {real_swd_images}")
+            raise InputError(f"SWD compares equal-sized sets: {spelled('gen', 'A')} has {gen_swd_images} images but "
+                             f"{spelled('real', 'B')} only {real_swd_images}; pass "
+                             f"{spelled('swd_num_images', '--swd-images')} <= {real_swd_images}")
         result["swd"] = swd_across_ranks(gen_pass.swd, real_swd, shard, seed=seed, device=device)
     if "ms_ssim" in chosen:
         result["ms_ssim"] = gen_pass.ms_ssim.compute()

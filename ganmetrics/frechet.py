@@ -54,7 +54,11 @@ def as_moments(mu, sigma, *, name: str = "statistics") -> tuple[np.ndarray, np.n
 
     Raises :class:`StatsError` (prefixed with ``name``) otherwise.
     """
-    mu, sigma = _to_float64(mu), _to_float64(sigma)
+    try:
+        mu, sigma = _to_float64(mu), _to_float64(sigma)
+    except (TypeError, ValueError):
+        kinds = ", ".join(f"{key} {getattr(v, 'dtype', type(v).__name__)}" for key, v in (("mu", mu), ("sigma", sigma)))
+        raise StatsError(f"{name}: mu and sigma must be numeric arrays, got {kinds}") from None
     if mu.ndim != 1 or mu.shape[0] == 0:
         raise StatsError(f"{name}: mu must be a non-empty vector [d], got shape {mu.shape}")
     d = mu.shape[0]
@@ -66,6 +70,34 @@ def as_moments(mu, sigma, *, name: str = "statistics") -> tuple[np.ndarray, np.n
     if not _is_symmetric(sigma):
         raise StatsError(f"{name}: sigma is not symmetric, so it is not a covariance matrix")
     return mu, sigma
+
+
+def check_positive_semidefinite(sigma: np.ndarray, eps: float, *, name: str = "statistics") -> None:
+    """StatsError unless the symmetric ``sigma`` is positive semi-definite up to the rounding of its storage.
+
+    Rounding each entry of a PSD matrix with relative error ``eps`` moves its eigenvalues by at most
+    ``‖E‖₂ ≤ ‖E‖_F ≤ d·eps·max|Σ_ij| ≤ d·eps·max diag Σ`` (for PSD ``Σ``, ``|Σ_ij| ≤ max diag``), so a matrix
+    whose smallest eigenvalue lies below ``−τ``, ``τ = 10·d·eps·max diag Σ``, was never a covariance.  Tested
+    by a Cholesky factorisation (LAPACK ``dpotrf``) of ``Σ + τI``, which exists iff ``λ_min(Σ) > −τ``.
+    """
+    d = sigma.shape[0]
+    diagonal = np.diag(sigma)
+    scale = max(float(diagonal.max()), 0.0)
+    tolerance = 10 * d * eps * scale
+    negative = np.flatnonzero(diagonal < -tolerance)
+    if negative.size:
+        k = int(negative[0])
+        raise StatsError(f"{name}: sigma has {negative.size} negative variance(s) on its diagonal (e.g. sigma[{k}, {k}] "
+                         f"= {diagonal[k]:.4g}), so it is not a covariance matrix; recompute the statistics")
+    if scale == 0.0:
+        if np.any(sigma):
+            raise StatsError(f"{name}: sigma has a zero diagonal but nonzero entries, so it is not a covariance "
+                             "matrix; recompute the statistics")
+        return
+    _, info = scipy.linalg.lapack.dpotrf(sigma + tolerance * np.eye(d), lower=1, clean=0)
+    if info > 0:
+        raise StatsError(f"{name}: sigma is not positive semi-definite (an eigenvalue below -{tolerance:.3g}, beyond "
+                         "the rounding of its storage), so it is not a covariance matrix; recompute the statistics")
 
 
 def _is_symmetric(sigma: np.ndarray) -> bool:

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
-from .atomic import atomic_write
+from .atomic import atomic_write, check_writable
 from .distributed import is_main_process
-from .errors import InputError
+from .errors import InputError, spelled
 from .evaluate import FEATURE_METRICS, METRICS, evaluate, parse_metrics
 from .features import FeatureExtractor, resolve_device
 from .imageio import encode_png
@@ -76,10 +76,12 @@ class ReportSettings:
     grid_images: int = 64
     strict: bool = True
     weights: str | None = None
+    value_range: tuple[float, float] = (-1.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.metrics is not None:  # "fid,kid" or ["FID"] -> ("fid", "kid"), canonical order
             object.__setattr__(self, "metrics", parse_metrics(self.metrics))
+        object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
         if self.grid_images < 1:
             raise InputError(f"grid_images must be >= 1, got {self.grid_images}")
 
@@ -112,6 +114,8 @@ def reproduce_command(gen, real, output: str | os.PathLike, settings: ReportSett
             words += ["--weights", where(value)] if value else []
         elif field.name == "metrics":
             words += ["--metrics", ",".join(value)] if value else []
+        elif field.name == "value_range":
+            words += ["--value-range", *(f"{v:g}" for v in value)] if tuple(value) != defaults.value_range else []
         elif value is not None and (value != getattr(defaults, field.name) or field.name in ("protocol", "seed")):
             words += [f"--{field.name.replace('_', '-')}", str(value)]
     return shlex.join(words + (["--title", title] if title else []))
@@ -121,7 +125,7 @@ def _grid_or_reason(source, settings: ReportSettings, what: str) -> tuple[np.nda
     """The first ``grid_images`` images of ``source`` (uint8 ``[n, H, W, 3]``), or why there are none."""
     if not needs_images(source):
         return None, f"{what} is statistics ({describe_source(source)}): there are no images to show"
-    return first_images(source, settings.grid_images, seed=settings.seed), None
+    return first_images(source, settings.grid_images, seed=settings.seed, value_range=settings.value_range), None
 
 
 def _chosen_metrics(settings: ReportSettings, real, extractor: FeatureExtractor | None,
@@ -181,6 +185,7 @@ def collect_report(gen, real, settings: ReportSettings = ReportSettings(), *, ou
         results = evaluate(gen, reference, chosen, protocol=settings.protocol, num_samples=settings.num_samples,
                            batch_size=batch_size, device=device, seed=settings.seed, weights=settings.weights,
                            progress=progress, num_workers=num_workers, strict=settings.strict,
+                           value_range=settings.value_range,
                            kid_subsets=settings.kid_subsets, kid_subset_size=settings.kid_subset_size,
                            is_splits=settings.is_splits, ms_ssim_num_pairs=settings.ms_ssim_pairs,
                            swd_num_images=settings.swd_images, extractor=extractor)
@@ -239,7 +244,7 @@ def _png_data_uri(png: bytes) -> str:
 
 
 def _mean_std(value: dict) -> str:
-    return f"{value['mean']:.6f} ± {value['std']:.6f}"
+    return f"{value['mean']:.6f} ± " + ("n/a" if value["std"] is None else f"{value['std']:.6f}")
 
 
 def _metric_value(name: str, results: dict) -> str:
@@ -426,6 +431,7 @@ def report(gen, real, output: str | os.PathLike = "report.html", *, settings: Re
     Settings come as a :class:`ReportSettings` or as its fields (``metrics=("fid", "kid")``, ``seed=1``, ...).
     """
     settings = settings or ReportSettings(**setting_values)
+    check_writable(output, what=spelled("output", "-o"))  # before the work, not after it
     data = collect_report(gen, real, settings, output=output, batch_size=batch_size, device=device,
                           num_workers=num_workers, progress=progress, title=title)
     if is_main_process():  # under torchrun every rank holds the same data; one writes the page

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -109,6 +110,18 @@ def _decode_png16(data: bytes | str, rawmode: str) -> np.ndarray:
     return scale_16bit(high * 256 + low)
 
 
+#: bytes per pixel of the largest uncompressed image layout Pillow reads (16-bit RGBA), plus room for headers
+_BYTES_PER_PIXEL, _HEADER_BYTES = 8, 1 << 20
+
+
+def max_image_file_bytes() -> int | None:
+    """The largest image file worth reading: an uncompressed 16-bit RGBA image of ``PIL.Image.MAX_IMAGE_PIXELS``
+    pixels (the decoder's own cap), plus 1 MiB of headers — 717 MB at Pillow's default; ``None`` when the user
+    lifted that cap (``MAX_IMAGE_PIXELS = None``).  Archive members declared larger are refused unread."""
+    pixels = Image.MAX_IMAGE_PIXELS
+    return None if pixels is None else int(pixels) * _BYTES_PER_PIXEL + _HEADER_BYTES
+
+
 def _open(data: bytes | str) -> Image.Image:
     return Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
 
@@ -151,10 +164,14 @@ def decode_image(data: bytes | str | os.PathLike, name: str) -> np.ndarray:
         raise InputError(f"{name}: the file is empty (0 bytes); remove it or replace it with a valid image")
     if isinstance(data, str):
         try:
-            empty = os.path.getsize(data) == 0
+            info = os.stat(data)
         except OSError as e:
             raise InputError(f"{name}: cannot read the file ({e.strerror or e}); check it exists and is readable") from e
-        if empty:
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read forever
+            kind = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a socket or device"
+            raise InputError(f"{name}: not a regular file but {kind}; only image files are read: remove it or "
+                             "rename it without an image extension")
+        if info.st_size == 0:
             raise InputError(f"{name}: the file is empty (0 bytes); remove it or replace it with a valid image")
     try:
         with warnings.catch_warnings():
@@ -174,6 +191,9 @@ def decode_image(data: bytes | str | os.PathLike, name: str) -> np.ndarray:
             f"{name}: the image is too large for Pillow's decompression-bomb guard ({e}); if you trust "
             "the file, raise PIL.Image.MAX_IMAGE_PIXELS (or set it to None) before calling ganmetrics"
         ) from e
+    except Image.UnidentifiedImageError as e:  # its message names a BytesIO object, not the file
+        raise InputError(f"{name}: cannot decode the image: not in a format Pillow reads (PNG, JPEG, BMP, WebP, "
+                         "TIFF ...); the file is corrupt or mislabelled — remove or re-save it") from e
     except Exception as e:  # Pillow raises OSError, ValueError, SyntaxError, struct.error ... on bad files
         raise InputError(
             f"{name}: cannot decode the image ({type(e).__name__}: {e}); the file is corrupt, truncated "

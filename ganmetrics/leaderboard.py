@@ -33,7 +33,6 @@ import torch
 
 from .atomic import atomic_write
 from .data.builtin import render_dataset
-from .distributed import LOCAL
 from .errors import InputError
 from .evaluate import SetPass, run_pass
 from .features import FeatureExtractor, resolve_device
@@ -44,6 +43,7 @@ from .metrics.ms_ssim import MSSSIMDiversity
 from .metrics.swd import SWDDescriptors, swd_from_descriptors
 from .provenance import run_environment
 from .reference import reference_dir
+from .sources import open_source
 from .stats import FeatureStats
 from .zoo.checkpoints import CHECKPOINT_DIR, load, read_manifest
 from .zoo.registry import model_names
@@ -172,12 +172,11 @@ def real_pass(tier: Tier, extractor: FeatureExtractor, *, device, progress: bool
     """Features (for KID), SWD descriptors and MS-SSIM (the generated sets' yardstick) of images
     0 .. real_images − 1 of the built-in set, seed 0."""
     images, _ = render_dataset(DATASET, tier.real_images, seed=0)
-    return run_pass(images, role=f"real {DATASET}", want_stats=True, keep_features=True, want_logits=False,
+    return run_pass(open_source(images, batch_size=tier.batch_size, device=device, num_workers=0),
+                    label=f"real {DATASET}", want_stats=True, keep_features=True, want_logits=False,
                     swd=SWDDescriptors(seed=tier.seed, stream="real", device=device),
                     ms_ssim=MSSSIMDiversity(max_pairs=tier.ms_ssim_pairs, device=device),
-                    extractor=extractor, swd_limit=tier.swd_images, num_samples=None, batch_size=tier.batch_size,
-                    seed=tier.seed, value_range=(-1.0, 1.0), device=device, num_workers=0, z_dim=None,
-                    progress=progress, shard=LOCAL)
+                    extractor=extractor, swd_limit=tier.swd_images, progress=progress)
 
 
 def fid_reference(extractor: FeatureExtractor) -> FeatureStats:
@@ -195,12 +194,12 @@ def score_generator(generator, tier: Tier, real: SetPass, reference: FeatureStat
                     device, progress: bool, name: str = "gen") -> dict:
     """All metrics of one generator under ``tier``: FID against ``reference``, KID and SWD against ``real``."""
     with_is = extractor.model.has_classifier
-    gen = run_pass(generator, role=name, want_stats=True, keep_features=True, want_logits=with_is,
+    images = open_source(generator, num_samples=tier.num_samples, batch_size=tier.batch_size, seed=tier.seed,
+                         device=device, num_workers=0)
+    gen = run_pass(images, label=name, want_stats=True, keep_features=True, want_logits=with_is,
                    swd=SWDDescriptors(seed=tier.seed, stream="fake", device=device),
                    ms_ssim=MSSSIMDiversity(max_pairs=tier.ms_ssim_pairs, device=device), extractor=extractor,
-                   swd_limit=tier.swd_images, num_samples=tier.num_samples, batch_size=tier.batch_size,
-                   seed=tier.seed, value_range=(-1.0, 1.0), device=device, num_workers=0, z_dim=None,
-                   progress=progress, shard=LOCAL)
+                   swd_limit=tier.swd_images, progress=progress)
     kid_mean, kid_std = kid_from_features(gen.stats.features, real.stats.features, subsets=tier.kid_subsets,
                                           subset_size=tier.kid_subset_size, seed=tier.seed, device=device)
     scores: dict = {

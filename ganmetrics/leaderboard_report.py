@@ -21,7 +21,8 @@ IS_NOT_SCORED = ("IS: not scored — the leaderboard is scored with the weights 
 def _mean_std(value: dict | None, scale: float = 1.0) -> str:
     if value is None:
         return "–"
-    return f"{value['mean'] * scale:.3f} ± {value['std'] * scale:.3f}"
+    std = "n/a" if value["std"] is None else f"{value['std'] * scale:.3f}"
+    return f"{value['mean'] * scale:.3f} ± {std}"
 
 
 def table_rows(tier: dict) -> list[list[str]]:

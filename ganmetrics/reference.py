@@ -40,7 +40,7 @@ def reference_path(name: str) -> Path:
     if name not in refs:
         known = ", ".join(sorted(refs)) or "none are bundled in this version"
         raise InputError(
-            f"{name!r} is neither an existing file or folder nor a bundled reference set "
+            f"{name!r} is not an existing file or folder, and not a bundled reference set "
             f"(available reference sets: {known})."
         )
     return Path(refs[name]["path"])

@@ -35,9 +35,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .devices import check_device
 from .distributed import LOCAL, Shard
-from .errors import InputError, SourceNotFoundError
-from .imageio import IMAGE_EXTENSIONS, decode_image, is_image_name, scale_16bit
+from .errors import InputError, SourceNotFoundError, spelled
+from .imageio import IMAGE_EXTENSIONS, decode_image, is_image_name, max_image_file_bytes, scale_16bit
 from .untouched import UntouchedCall
 
 ImageBatch = torch.Tensor | list[torch.Tensor]
@@ -92,7 +93,8 @@ def _check_value_range(value_range: Sequence[float]) -> ValueRange:
     except (TypeError, ValueError):
         raise InputError(f"value_range must be a pair (low, high), got {value_range!r}") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise InputError(f"value_range must be two finite numbers with low < high, got {value_range!r}")
+        raise InputError(f"{spelled('value_range', '--value-range LO HI')} must be two finite numbers with "
+                         f"low < high, got {spelled(repr(value_range), f'{lo:g} {hi:g}')}")
     return lo, hi
 
 
@@ -113,14 +115,18 @@ def quantize(x: torch.Tensor, value_range: Sequence[float] = (-1.0, 1.0)) -> tor
     return (x * scale + (0.5 - lo * scale)).clamp(0, 255).to(torch.uint8)
 
 
+def _value_range_words(lo: float, hi: float) -> str:
+    return spelled(f"value_range=({lo:g}, {hi:g})", f"--value-range {lo:g} {hi:g}")
+
+
 def _range_hint(observed_min: float, observed_max: float) -> str:
     if observed_min >= -0.01 and observed_max <= 1.01:
-        return "value_range=(0, 1)"
+        return _value_range_words(0, 1)
     if observed_min >= -1.02 and observed_max <= 1.02:
-        return "value_range=(-1, 1)"
+        return _value_range_words(-1, 1)
     if observed_min >= -2.55 and observed_max <= 257.55:
-        return "value_range=(0, 255)"
-    return "value_range=(low, high) matching your data"
+        return _value_range_words(0, 255)
+    return spelled("value_range=(low, high)", "--value-range LOW HIGH") + " matching your data"
 
 
 def _check_floats(observed_min: float, observed_max: float, finite: bool, value_range: ValueRange,
@@ -133,13 +139,14 @@ def _check_floats(observed_min: float, observed_max: float, finite: bool, value_
     if observed_min < lo - tolerance or observed_max > hi + tolerance:
         raise InputError(
             f"{what} has float values in [{observed_min:.4g}, {observed_max:.4g}], outside the expected "
-            f"value_range ({lo:g}, {hi:g}); pass {_range_hint(observed_min, observed_max)}, "
+            f"{spelled('value_range', 'value range')} ({lo:g}, {hi:g}); pass {_range_hint(observed_min, observed_max)}, "
             "or give uint8 images (0..255)"
         )
     if warn and (lo, hi) == (-1.0, 1.0) and observed_min >= 0.0 and observed_max <= 1.0:
         warnings.warn(
-            f"{what} has float values in [{observed_min:.4g}, {observed_max:.4g}] but value_range is (-1, 1); "
-            "if these are [0, 1] images (e.g. torchvision ToTensor), pass value_range=(0, 1)",
+            f"{what} has float values in [{observed_min:.4g}, {observed_max:.4g}] but "
+            f"{spelled('value_range', 'the value range')} is (-1, 1); if these are [0, 1] images (e.g. torchvision "
+            f"ToTensor), pass {_value_range_words(0, 1)}",
             UserWarning, stacklevel=4,
         )
 
@@ -250,8 +257,9 @@ def _take(available: int, num_samples: int | None, what: str) -> int:
         return available
     if num_samples > available:
         raise InputError(
-            f"{what}: num_samples={num_samples} requested but only {available} images found; "
-            f"lower num_samples (at most {available}) or add images"
+            f"{what}: {spelled(f'num_samples={num_samples}', f'--num-samples {num_samples}')} requested but only "
+            f"{available} images found; lower {spelled('num_samples', '--num-samples')} (at most {available}) or add "
+            "images"
         )
     return num_samples
 
@@ -299,6 +307,32 @@ class _FileDataset(Dataset):
             return _DecodeFailure(str(e))
 
 
+def check_member_size(info: zipfile.ZipInfo, label: str) -> None:
+    """InputError when an archive member declares more bytes than any image can have
+    (:func:`~ganmetrics.imageio.max_image_file_bytes`)."""
+    cap = max_image_file_bytes()
+    if cap is not None and info.file_size > cap:
+        raise InputError(f"{label}: the member declares {info.file_size:,} bytes, more than any image ganmetrics "
+                         f"reads ({cap:,} bytes: PIL.Image.MAX_IMAGE_PIXELS × 8 + 1 MiB); refusing to inflate it "
+                         "(a zip bomb?) — remove it from the archive")
+
+
+def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> bytes:
+    """The bytes of one archive member, refusing a member larger than an image can be
+    (:func:`~ganmetrics.imageio.max_image_file_bytes`) before reading it, and one that inflates past its declared
+    size while being read (a zip bomb lies about its size): memory stays bounded by the cap."""
+    check_member_size(info, label)
+    chunks, size = [], 0
+    with archive.open(info) as member:
+        while chunk := member.read(1 << 20):
+            size += len(chunk)
+            if size > info.file_size:
+                raise InputError(f"{label}: the member inflates past its declared {info.file_size:,} bytes; the "
+                                 "archive is corrupt or malicious — re-create it")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class _ZipDataset(Dataset):
     """Image members of a zip archive; each process opens its own ``ZipFile`` (they are not fork-safe)."""
 
@@ -323,7 +357,9 @@ class _ZipDataset(Dataset):
         label = f"{self.path}:{name}"
         try:
             archive = self._archive()
-            data = archive.read(archive.infolist()[position])
+            data = read_member(archive, archive.infolist()[position], label)
+        except InputError as e:
+            return _DecodeFailure(str(e))
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error,
                 NotImplementedError, RuntimeError, ValueError) as e:  # CRC, compression, encryption ...
             return _DecodeFailure(f"{label}: cannot read the zip member ({type(e).__name__}: {e}); "
@@ -459,6 +495,7 @@ def _zip_source(path: Path, *, num_samples: int | None, batch_size: int, num_wor
         parts = info.filename.replace("\\", "/").split("/")
         if info.is_dir() or any(part.startswith(".") for part in parts) or not is_image_name(parts[-1]):
             continue
+        check_member_size(info, f"{path}:{info.filename}")  # a bomb is refused before any image is read
         members.append((info.filename, position))
     if not members:
         raise InputError(_no_images_message(f"zip archive {path}", bool(infos)))
@@ -503,8 +540,9 @@ def _array_file_source(path: Path, **kwargs: Any) -> ImageSource:
                 keys = list(archive.files)
                 if "mu" in keys and "sigma" in keys:
                     raise InputError(
-                        f"{path} holds statistics (mu, sigma), not images; pass it where statistics are "
-                        "accepted (the real/reference side of gm.fid, or gm.load_stats)"
+                        f"{path} holds statistics (mu, sigma), not images; "
+                        + spelled("pass it where statistics are accepted (the real/reference side of gm.fid, or "
+                                  "gm.load_stats)", "give it where statistics are accepted: as B, the reference set")
                     )
                 if len(keys) == 1:
                     key = keys[0]
@@ -568,9 +606,10 @@ def _batch_images(raw: Any, what: str) -> torch.Tensor | np.ndarray | list:
         if isinstance(first, (list, tuple)) and first and all(
                 isinstance(item, torch.Tensor) and item.ndim == 3 for item in first):
             return list(first)
-        raise InputError(f"{what} is a {type(raw).__name__} whose first element is a {type(first).__name__}; "
+        raise InputError(f"{what} is {_article(type(raw).__name__)} whose first element is "
+                         f"{_article(type(first).__name__)}; "
                          "expected images (a tensor N×C×H×W or an array N×H×W×C) first, e.g. (images, labels)")
-    raise InputError(f"{what} is a {type(raw).__name__}; expected a tensor N×C×H×W, an array N×H×W×C, "
+    raise InputError(f"{what} is {_article(type(raw).__name__)}; expected a tensor N×C×H×W, an array N×H×W×C, "
                      "or a tuple/list/dict holding one")
 
 
@@ -590,11 +629,24 @@ def _convert_batch(images: torch.Tensor | np.ndarray | list, value_range: ValueR
         if images.is_floating_point():
             _check_tensor_floats(images, value_range, what, warn)
         return _tensor_to_uint8(images, value_range)
+    if isinstance(images, (list, tuple)) and not images:
+        raise InputError(f"{what} is an empty {type(images).__name__}: no images")
+    if not isinstance(images, (list, tuple)) or not all(isinstance(image, torch.Tensor) for image in images):
+        found = type(images).__name__ if not isinstance(images, (list, tuple)) else (
+            f"{type(images).__name__} of {', '.join(sorted({type(i).__name__ for i in images}))}")
+        raise InputError(f"{what} is {_article(found)}; expected a batch of images: a tensor N×C×H×W, an array "
+                         "N×H×W×C or a list of C×H×W tensors (a folder, file or generator is scored with "
+                         "gm.fid / gm.evaluate, not fed batch by batch)")
     converted = [_convert_batch(image[None], value_range, f"{what} image {i}", warn and i == 0)[0]
                  for i, image in enumerate(images)]
     if converted and all(image.shape == converted[0].shape for image in converted):
         return torch.stack(converted)
     return converted
+
+
+def _article(noun: str) -> str:
+    """``noun`` with "a" or "an": "an int", "a str", "an ndarray"."""
+    return f"{'an' if noun[:1].lower() in 'aeio' or noun.startswith(('nd', 'NaN')) else 'a'} {noun}"
 
 
 def _select(chunk: ImageBatch, keep: np.ndarray) -> ImageBatch:
@@ -605,10 +657,11 @@ def _select(chunk: ImageBatch, keep: np.ndarray) -> ImageBatch:
 
 
 def to_uint8_batch(images: torch.Tensor | np.ndarray | list, value_range: Sequence[float] = (-1.0, 1.0),
-                   what: str = "images") -> ImageBatch:
+                   what: str = "images", warn: bool = False) -> ImageBatch:
     """One batch as uint8 ``N×3×H×W``: a tensor N×C×H×W (uint8, uint16 or float in ``value_range``), an
-    array N×H×W×C, or a list of C×H×W tensors — checked and converted as every source's batches are."""
-    return _convert_batch(images, _check_value_range(value_range), what)
+    array N×H×W×C, or a list of C×H×W tensors — checked and converted as every source's batches are.
+    ``warn``: warn when floats lie in [0, 1] while ``value_range`` is (-1, 1) (a source warns on its first batch)."""
+    return _convert_batch(images, _check_value_range(value_range), what, warn)
 
 
 def _iterable_source(iterable: Iterable, description: str, *, num_images: int | None, num_samples: int | None,
@@ -706,7 +759,7 @@ def _generator_source(G: Callable, *, num_samples: int | None, batch_size: int, 
             out = call(*args)
             what = f"generator {name} (batch of {size} starting at sample {first})"
             if not isinstance(out, torch.Tensor):
-                raise InputError(f"{what} returned a {type(out).__name__}; expected a float tensor N×C×H×W in "
+                raise InputError(f"{what} returned {_article(type(out).__name__)}; expected a float tensor N×C×H×W in "
                                  f"value_range — wrap G to return only the images")
             if not out.is_floating_point():
                 raise InputError(f"{what} returned dtype {out.dtype}; expected float images in value_range")
@@ -816,7 +869,7 @@ def open_source(source: Any, *, num_samples: int | None = None, batch_size: int 
         num_samples = _check_count(num_samples, "num_samples", minimum=1)
     value_range = _check_value_range(value_range)
     workers = _default_workers(num_workers)
-    target = torch.device(device) if device is not None else None
+    target = check_device(device) if device is not None else None
     seed = _check_count(seed, "seed", minimum=0)
 
     if isinstance(source, ImageSource):
@@ -851,7 +904,7 @@ def open_source(source: Any, *, num_samples: int | None = None, batch_size: int 
         return _iterable_source(source, description, num_images=None, num_samples=num_samples,
                                 batch_size=batch_size, value_range=value_range, device=target, shard=shard)
     raise InputError(
-        f"cannot read images from a {type(source).__name__}; expected a folder, .zip, .npz/.npy path, a numpy "
+        f"cannot read images from {_article(type(source).__name__)}; expected a folder, .zip, .npz/.npy path, a numpy "
         "array, a torch.Tensor, a DataLoader/iterable of batches, or a generator (nn.Module / callable)"
     )
 

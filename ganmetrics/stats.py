@@ -24,8 +24,8 @@ import torch
 from ._version import __version__
 from .atomic import atomic_write
 from .distributed import Shard, all_gather_concat, all_gather_counts, all_gather_tensor, gather_rows
-from .errors import ProtocolError, SourceNotFoundError, StatsError
-from .frechet import as_moments
+from .errors import ProtocolError, SourceNotFoundError, StatsError, spelled
+from .frechet import as_moments, check_positive_semidefinite
 
 STATS_FORMAT = "ganmetrics-stats/1"
 FEATURE_NAME = "inception-2015-12-05/pool3"
@@ -204,7 +204,8 @@ class FeatureStats:
 
     def _require(self, minimum: int, what: str) -> None:
         if self._n is not None and self._n < minimum:
-            raise StatsError(f"at least {minimum} images are needed to estimate {what}, got {self._n}")
+            raise StatsError(f"{self.meta.get('source') or 'these statistics'}: at least {minimum} images are needed "
+                             f"to estimate {what}, got {self._n}")
 
     @property
     def mu(self) -> np.ndarray:
@@ -320,6 +321,9 @@ def load_stats(path: str | os.PathLike) -> FeatureStats:
         features = _read_key(data, path, "features") if "features" in data.files else None
     if meta is None:
         meta = _unknown_meta(path)
+    # the storage's rounding bounds how far below 0 an eigenvalue of a true covariance can lie
+    stored_eps = float(np.finfo(sigma.dtype if sigma.dtype.kind == "f" else np.float64).eps)
+    check_positive_semidefinite(as_moments(mu, sigma, name=str(path))[1], stored_eps, name=str(path))
     num_samples = meta.get("num_samples")
     try:
         return FeatureStats.from_moments(mu, sigma, num_samples, meta=meta, features=features)
@@ -346,5 +350,6 @@ def check_compatible(a: FeatureStats, b: FeatureStats, *, strict: bool = True) -
         message = (f"statistics computed with different {key}: {value_a!r} ({_describe(a)}) and {value_b!r} "
                    f"({_describe(b)})")
         if strict:
-            raise error(f"{message}; pass strict=False to compare anyway")
-        warnings.warn(f"{message}; comparing anyway (strict=False)", UserWarning, stacklevel=2)
+            raise error(f"{message}; pass {spelled('strict=False', '--no-strict')} to compare anyway")
+        warnings.warn(f"{message}; comparing anyway ({spelled('strict=False', '--no-strict')})", UserWarning,
+                      stacklevel=2)

@@ -11,23 +11,26 @@ from pathlib import Path
 
 import numpy as np
 
-from ..distributed import current_shard
+from ..devices import resolve_device
+from ..distributed import current_shard, failing_together
 from ..errors import InputError
-from ..features import FeatureExtractor, compute_stats
+from ..features import FeatureExtractor, bar_label, compute_stats, stream_stats
 from ..frechet import frechet_distance
 from ..preprocess import DEFAULT_PROTOCOL
 from ..reference import looks_like_reference_name, reference_path
+from ..sources import ImageSource, open_source
 from ..stats import FeatureStats, check_compatible, load_stats
 
 
 def is_stats_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` is an ``.npz`` holding ``mu`` and ``sigma`` (statistics, not images)."""
+    """True when ``path`` is an ``.npz`` holding ``mu`` (statistics, not images; one without ``sigma`` is a broken
+    statistics file, which :func:`load_stats` reports as such)."""
     path = Path(path)
     if path.suffix.lower() != ".npz" or not path.is_file():
         return False
     try:
         with np.load(path, allow_pickle=False) as data:
-            return "mu" in data.files and "sigma" in data.files
+            return "mu" in data.files
     except Exception:  # noqa: BLE001 - unreadable files are reported by the image loader
         return False
 
@@ -80,21 +83,39 @@ def fid(gen, real, *, protocol: str = DEFAULT_PROTOCOL, num_samples: int | None 
 
 def resolve_stats_pair(gen, real, *, protocol: str, num_samples: int | None, weights: str | None, device,
                        progress: bool, distributed: bool | None = None, keep_gen_features: bool = False,
-                       **kwargs) -> tuple[FeatureStats, FeatureStats]:
+                       **open_kwargs) -> tuple[FeatureStats, FeatureStats]:
     """Statistics of both sides, sharing one loaded network.
 
-    ``num_samples`` applies to ``gen``; ``real`` uses all of its images; ``keep_gen_features`` keeps
-    ``gen``'s features (e.g. for :func:`fid_curve`).
+    Both sides are resolved before either is computed — statistics loaded, image sources opened and
+    checked — so a missing or empty ``real`` fails at once, not after all of ``gen``.  ``num_samples``
+    applies to ``gen``; ``real`` uses all of its images; ``keep_gen_features`` keeps ``gen``'s features
+    (e.g. for :func:`fid_curve`).  ``open_kwargs``: batch_size, seed, value_range, num_workers, z_dim.
     """
-    extractor = None
-    if needs_images(gen) or needs_images(real):
-        shown = progress and current_shard(distributed).is_main
-        extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights, progress=shown)
-    common = dict(protocol=protocol, weights=weights, device=device, progress=progress, extractor=extractor,
-                  distributed=distributed, **kwargs)
-    gen_stats = as_stats(gen, num_samples=num_samples, keep_features=keep_gen_features, **common)
-    real_stats = as_stats(real, **common)
+    shard = current_shard(distributed)
+    target = resolve_device(device)
+    with failing_together(shard):
+        sides = [stats_or_images(source, num_samples=n, device=target, shard=shard, **open_kwargs)
+                 for source, n in ((gen, num_samples), (real, None))]
+        extractor = None
+        if any(isinstance(side, ImageSource) for side in sides):
+            extractor = FeatureExtractor(protocol=protocol, device=target, weights=weights,
+                                         progress=progress and shard.is_main)
+        computed = [isinstance(side, ImageSource) for side in sides]
+        for i, (role, source, keep) in enumerate((("gen", gen, keep_gen_features), ("real", real, False))):
+            if computed[i]:
+                sides[i] = stream_stats(sides[i], extractor, keep_features=keep, progress=progress,
+                                        label=bar_label(role, source, extractor.protocol))
+    gen_stats, real_stats = (side.merged_across_ranks(shard) if was_computed else side
+                             for side, was_computed in zip(sides, computed, strict=True))
     return gen_stats, real_stats
+
+
+def stats_or_images(source, *, num_samples: int | None, device, shard, **open_kwargs) -> FeatureStats | ImageSource:
+    """One side of a comparison resolved: loaded statistics (a FeatureStats, a stats file, a bundled name), or its
+    images opened and checked (:func:`~ganmetrics.sources.open_source`), not yet read."""
+    if not needs_images(source):
+        return as_stats(source)
+    return open_source(source, num_samples=num_samples, device=device, shard=shard, **open_kwargs)
 
 
 def curve_counts(total: int, smallest: int = 50) -> list[int]:

@@ -10,7 +10,8 @@ order — and the unbiased MMD² is
 
 The result is the mean and the population std (ddof 0) over subsets, computed in float64.
 When a set has fewer than ``subset_size`` samples, ``m = min(N1, N2)`` with a warning
-(torch-fidelity raises instead).
+(torch-fidelity raises instead); when both sets have ``m`` samples every subset is the whole of both
+sets, so there is no spread to measure: the std is ``None`` (its ~1e-16 would be summation noise).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import warnings
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, spelled
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, *, degree: int = 3, gamma: float | None = None,
@@ -39,8 +40,9 @@ def unbiased_mmd2(k_xx: torch.Tensor, k_yy: torch.Tensor, k_xy: torch.Tensor) ->
 
 def kid_from_features(features_1, features_2, *, subsets: int = 100, subset_size: int = 1000, degree: int = 3,
                       gamma: float | None = None, coef0: float = 1.0, seed: int = 0,
-                      device: torch.device | str | None = None) -> tuple[float, float]:
-    """KID ``(mean, std)`` between two feature sets ``[N1, d]`` and ``[N2, d]`` (float64 on ``device``)."""
+                      device: torch.device | str | None = None) -> tuple[float, float | None]:
+    """KID ``(mean, std)`` between two feature sets ``[N1, d]`` and ``[N2, d]`` (float64 on ``device``); ``std``
+    is None when every subset is the whole of both sets (module docstring)."""
     x = torch.as_tensor(np.asarray(features_1) if not isinstance(features_1, torch.Tensor) else features_1)
     y = torch.as_tensor(np.asarray(features_2) if not isinstance(features_2, torch.Tensor) else features_2)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
@@ -52,9 +54,12 @@ def kid_from_features(features_1, features_2, *, subsets: int = 100, subset_size
     m = min(subset_size, n1, n2)
     if m < 2:
         raise InputError(f"KID needs at least 2 samples in each set, got {n1} and {n2}")
+    whole = n1 == m and n2 == m  # every subset is both sets whole: the subsets differ only in order
     if m < subset_size:
-        warnings.warn(f"KID: subset_size={subset_size} is larger than a set ({n1} and {n2} samples); "
-                      f"using subsets of {m}", UserWarning, stacklevel=2)
+        warnings.warn(f"KID: {spelled(f'subset_size={subset_size}', f'--kid-subset-size {subset_size}')} is larger "
+                      f"than a set ({n1} and {n2} samples); using subsets of {m}"
+                      + ("; every subset is then the whole of both sets, so KID has no std" if whole else ""),
+                      UserWarning, stacklevel=2)
     device = torch.device(device) if device is not None else x.device
     x = x.to(device, torch.float64)
     y = y.to(device, torch.float64)
@@ -66,11 +71,11 @@ def kid_from_features(features_1, features_2, *, subsets: int = 100, subset_size
         ys = y[torch.from_numpy(rng.choice(n2, m, replace=False)).to(device)]
         mmds[s] = unbiased_mmd2(polynomial_kernel(xs, xs, **kernel), polynomial_kernel(ys, ys, **kernel),
                                 polynomial_kernel(xs, ys, **kernel))
-    return float(mmds.mean()), float(mmds.std())
+    return float(mmds.mean()), None if whole else float(mmds.std())
 
 
 def kid(gen, real, *, subsets: int = 100, subset_size: int = 1000, degree: int = 3, gamma: float | None = None,
-        coef0: float = 1.0, seed: int = 0, **kwargs) -> tuple[float, float]:
+        coef0: float = 1.0, seed: int = 0, **kwargs) -> tuple[float, float | None]:
     """KID ``(mean, std)`` between ``gen`` and ``real``.
 
     ``real`` may also be a statistics file or :class:`~ganmetrics.FeatureStats` saved with

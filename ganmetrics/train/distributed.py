@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from .. import distributed as evaluation
+from ..devices import check_device
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def setup(device: str | None = None) -> World:
     local_rank = int(os.environ.get("LOCAL_RANK", rank)) if launched else 0
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    target = torch.device(device)
+    target = check_device(device)
     if target.type == "cuda":
         target = torch.device("cuda", local_rank if target.index is None else target.index)
         torch.cuda.set_device(target)
