@@ -23,6 +23,26 @@ from ganmetrics.weights import find_offline_package_file  # noqa: E402
 from peers import peer_state_dict as build_peer_state_dict  # noqa: E402
 from peers import write_pngs  # noqa: E402 - the tests import it from here
 
+#: Tolerance, relative to the largest magnitude of the expected tensor, between two float32 evaluations of one
+#: network whose reductions are summed in another order (another batch size, CPU ISA, thread count or device):
+#: 2^-16 ≈ 128·ε32.  Reordering a float32 sum of K terms moves it by at most K·ε32 times the sum of |terms|, and
+#: a network stacks a dozen such layers; measured on the zoo's seven generators (batch 1 and 4 vs 6, 1 thread):
+#: at most 2.7e-6 under ONEDNN_MAX_CPU_ISA=SSE41, AVX2 and AVX512_CORE — 5.6× inside.  An absolute 1e-5 held on
+#: one machine only: StyleGAN2's outputs reach 17.5, so its batch-size difference was 1.1e-5 under SSE4.1.
+FLOAT32_REL = 2.0 ** -16
+
+
+def float32_close(actual: torch.Tensor, expected: torch.Tensor, rel: float = FLOAT32_REL) -> bool:
+    """``|actual − expected| ≤ rel · max|expected|`` everywhere (see :data:`FLOAT32_REL`)."""
+    scale = float(expected.detach().abs().max()) if expected.numel() else 0.0
+    return actual.shape == expected.shape and bool(((actual - expected).abs() <= rel * scale).all())
+
+
+def assert_float32_close(actual: torch.Tensor, expected: torch.Tensor, rel: float = FLOAT32_REL) -> None:
+    scale = float(expected.detach().abs().max()) if expected.numel() else 0.0
+    torch.testing.assert_close(actual, expected, rtol=0, atol=rel * scale)
+
+
 #: Tests that compare the CUDA path skip where torch sees no GPU (CI, developers' machines) and run
 #: on a GPU machine (``benchmarks/run_gpu.sh``); their results are recorded in benchmarks/README.md.
 requires_cuda = [pytest.mark.cuda,

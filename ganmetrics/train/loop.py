@@ -21,6 +21,7 @@ function of the step).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import sys
@@ -337,6 +338,7 @@ def train(cfg: TrainConfig) -> TrainState:
     cfg.validate()
     get_spec(cfg.model)  # an unknown model: a clear error before any set-up
     world = distributed.setup(cfg.device)
+    trainer = None
     try:
         trainer = Trainer(cfg, world)
         state, out = trainer.state, trainer.out
@@ -368,4 +370,10 @@ def train(cfg: TrainConfig) -> TrainState:
         distributed.barrier()  # no rank destroys the group while another is still in a collective
         return state
     finally:
+        # The DDP wrappers sit in reference cycles (their hooks), so without this they — and their hold on the
+        # gloo/NCCL process group and its pending work — would be freed by whichever garbage collection comes
+        # next, possibly during interpreter shutdown after the group is destroyed, where freeing them aborted the
+        # process ("terminate called without an active exception", SIGABRT) in some runs.  Free them now.
+        del trainer
+        gc.collect()
         distributed.teardown(world)
