@@ -444,7 +444,7 @@ def test_iterable_errors():
         list(open_source([torch.full((1, 3, 2, 2), 255.0)]))
     with pytest.raises(InputError, match="yielded no images"):
         list(open_source([]))
-    with pytest.raises(InputError, match="cannot read images from a int"):
+    with pytest.raises(InputError, match="cannot read images from an int"):
         open_source(3)
 
 
