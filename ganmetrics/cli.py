@@ -454,7 +454,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     if args.check:
         tier = args.tier or "ci"
-        report = lb.check(board, tier, device=args.device, weights=args.weights, progress=progress)
+        report = lb.check(board, tier, device=args.device, weights=args.weights, progress=progress, board_path=path)
         for line in report.lines():
             print(f"ganmetrics leaderboard: {line}", file=sys.stderr)
         verdict = ("passed: every number within its tolerance" if report.passed else
@@ -466,9 +466,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         if os.environ.get("CI"):
             raise InputError("--update rewrites the stored leaderboard; refusing under CI ($CI is set)")
         tier = args.tier or "ci"
-        record = lb.score_tier(lb.settings_for(tier), models, device=args.device, weights=args.weights,
-                               progress=progress, note=lb.TIER_NOTES.get(tier))
-        board = lb.updated(board, tier, record, replace_models=not args.models)
+        board = lb.rescore(board, tier, models, board_path=path, replace_models=not args.models, device=args.device,
+                           weights=args.weights, progress=progress)
         lb.write_leaderboard(board, path)
         docs = Path(args.docs) if args.docs else lb.repository_docs()
         written = write_docs(board, docs) if docs is not None else []

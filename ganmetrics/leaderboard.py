@@ -14,9 +14,18 @@ and how long the scoring ran, and per model the SHA-256 of the checkpoint scored
   bring it.
 
 Two tiers: ``ci`` (small enough to rescore on 2 CPU cores in CI; :func:`check` compares it number by
-number) and ``full`` (10,000 samples, computed once and documented).  Every draw is seeded, so a
-rescore on the same kind of machine reproduces the stored numbers to within float32 noise; the
-tolerances were set from measured noise (see ``docs/leaderboard.md``).
+number) and ``full`` (10,000 samples, computed once and documented).
+
+The ``ci`` tier's inputs — the uint8 real images and every model's uint8 samples — are stored beside it
+(``leaderboard-ci-samples.npz``, SHA-256 in the tier), and :func:`check` splits what can move:
+
+1. **the inputs**: the real images are rendered and every model's samples generated again, and each must equal
+   the stored ones to within one level on at most ``MAX_DRIFT_FRACTION`` of the values.  A generator's float32
+   output lands within float32 rounding of a quantisation boundary on a few pixels, and another CPU (other
+   kernels, other summation orders) may round those the other way: on one AMD EPYC this moved SAGAN's SWD by
+   5.6e-4, beyond any tolerance set for the metrics' own arithmetic;
+2. **the metrics**: the *stored* uint8 inputs are scored, so the numbers see identical images on every machine
+   and their tolerances cover only the metrics' float32 arithmetic across CPUs (``TOLERANCE_BASIS``).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .atomic import atomic_write
@@ -45,6 +55,7 @@ from .provenance import run_environment
 from .reference import reference_dir
 from .sources import open_source
 from .stats import FeatureStats
+from .weights import sha256_file
 from .zoo.checkpoints import CHECKPOINT_DIR, load, read_manifest
 from .zoo.registry import model_names
 
@@ -108,6 +119,14 @@ TIER_NOTES: dict[str, str] = {
             "(~30 min on 2 CPU cores).",
 }
 
+#: Largest fraction of the uint8 values of a regenerated set that may differ (by one level, never more) from the
+#: stored set: float32 rounding flips a value only where it lies within ~1e-6 relative of a quantisation
+#: boundary; measured: at most MEASURED_DRIFT across CPU instruction sets and threads (docs/leaderboard.md).
+MAX_DRIFT_FRACTION = 1e-3
+SAMPLES_SUFFIX = "-samples.npz"
+#: Tiers whose uint8 inputs are stored (the one checked in CI; the full tier's would take 250 MB)
+SAMPLE_TIERS = frozenset({"ci"})
+
 # Largest change of a number that is not a regression (absolute, per metric), set from measured noise.
 TOLERANCES: dict[str, float] = {"fid": 2e-3, "kid": 5e-6, "is": 1e-3, "swd": 5e-4, "ms_ssim": 1e-5}
 TOLERANCE_BASIS = (
@@ -168,10 +187,69 @@ def shipped_models(checkpoints: Path = CHECKPOINT_DIR) -> list[str]:
     return [name for name in model_names() if name in shipped]
 
 
-def real_pass(tier: Tier, extractor: FeatureExtractor, *, device, progress: bool) -> SetPass:
-    """Features (for KID), SWD descriptors and MS-SSIM (the generated sets' yardstick) of images
-    0 .. real_images − 1 of the built-in set, seed 0."""
+def render_real(tier: Tier) -> np.ndarray:
+    """Images 0 .. real_images − 1 of the built-in set (seed 0), uint8 ``[n, H, W, 3]``."""
     images, _ = render_dataset(DATASET, tier.real_images, seed=0)
+    return images
+
+
+def generate_samples(name: str, tier: Tier, *, device, checkpoints: Path = CHECKPOINT_DIR) -> np.ndarray:
+    """The shipped model's ``num_samples`` samples (seed ``tier.seed``), uint8 ``[n, H, W, 3]`` as the metrics
+    quantise them."""
+    generator = load(name, device=device, folder=checkpoints)
+    batches = open_source(generator, num_samples=tier.num_samples, batch_size=tier.batch_size, seed=tier.seed,
+                          device=device, num_workers=0)
+    return torch.cat([batch.cpu() for batch in batches]).permute(0, 2, 3, 1).numpy()
+
+
+def tier_inputs(tier: Tier, models: Iterable[str], *, device, checkpoints: Path = CHECKPOINT_DIR
+                ) -> dict[str, np.ndarray]:
+    """What a tier scores, made now: ``{"real": images, model: samples, ...}`` (uint8 ``[n, H, W, 3]``)."""
+    return {"real": render_real(tier), **{name: generate_samples(name, tier, device=device, checkpoints=checkpoints)
+                                          for name in models}}
+
+
+def drift(stored: np.ndarray, now: np.ndarray) -> str | None:
+    """Why ``now`` is not ``stored`` up to float32 rounding (at most ``MAX_DRIFT_FRACTION`` of the values one level
+    apart), or None (pure)."""
+    if stored.shape != now.shape:
+        return f"shape {now.shape}, stored {stored.shape}"
+    diff = np.abs(now.astype(np.int16) - stored.astype(np.int16))
+    changed, worst = int(np.count_nonzero(diff)), int(diff.max(initial=0))
+    if worst > 1 or changed > MAX_DRIFT_FRACTION * diff.size:
+        return (f"{changed:,} of {diff.size:,} uint8 values differ from the stored ones, by up to {worst} level(s) "
+                f"(float32 rounding moves at most {MAX_DRIFT_FRACTION:g} of them, by one level)")
+    return None
+
+
+def samples_path(board_path: Path, tier: str) -> Path:
+    """Where a tier's stored uint8 inputs live, beside the leaderboard file."""
+    return board_path.with_name(f"{board_path.stem}-{tier}{SAMPLES_SUFFIX}")
+
+
+def read_samples(path: Path, sha256: str) -> dict[str, np.ndarray]:
+    """The stored inputs of a tier, after checking the file is the one the tier records."""
+    if not path.is_file():
+        raise InputError(f"{path}: the stored samples of this tier are missing; restore the file from git")
+    if sha256_file(path) != sha256:
+        raise InputError(f"{path} is not the samples file the leaderboard records (sha256 {sha256[:12]}…); restore "
+                         "it from git or rescore with `ganmetrics leaderboard --update`")
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def write_samples(path: Path, inputs: dict[str, np.ndarray]) -> dict:
+    """Store a tier's uint8 inputs (compressed, atomically); returns the tier's ``samples`` record."""
+    with atomic_write(path) as handle:
+        np.savez_compressed(handle, **inputs)
+    return {"file": path.name, "sha256": sha256_file(path), "sets": list(inputs)}
+
+
+def real_pass(tier: Tier, extractor: FeatureExtractor, *, device, progress: bool,
+              images: np.ndarray | None = None) -> SetPass:
+    """Features (for KID), SWD descriptors and MS-SSIM (the generated sets' yardstick) of ``images`` (default:
+    :func:`render_real`)."""
+    images = render_real(tier) if images is None else images
     return run_pass(open_source(images, batch_size=tier.batch_size, device=device, num_workers=0),
                     label=f"real {DATASET}", want_stats=True, keep_features=True, want_logits=False,
                     swd=SWDDescriptors(seed=tier.seed, stream="real", device=device),
@@ -192,7 +270,8 @@ def fid_reference(extractor: FeatureExtractor) -> FeatureStats:
 
 def score_generator(generator, tier: Tier, real: SetPass, reference: FeatureStats, extractor: FeatureExtractor, *,
                     device, progress: bool, name: str = "gen") -> dict:
-    """All metrics of one generator under ``tier``: FID against ``reference``, KID and SWD against ``real``."""
+    """All metrics of one generator (or its uint8 samples ``[n, H, W, 3]``) under ``tier``: FID against
+    ``reference``, KID and SWD against ``real``."""
     with_is = extractor.model.has_classifier
     images = open_source(generator, num_samples=tier.num_samples, batch_size=tier.batch_size, seed=tier.seed,
                          device=device, num_workers=0)
@@ -219,24 +298,26 @@ def score_generator(generator, tier: Tier, real: SetPass, reference: FeatureStat
 
 def score_tier(tier: Tier, models: Iterable[str], *, device=None, weights: str | None = None,
                progress: bool = True, checkpoints: Path = CHECKPOINT_DIR,
-               extractor: FeatureExtractor | None = None, note: str | None = None) -> dict:
+               extractor: FeatureExtractor | None = None, note: str | None = None,
+               inputs: dict[str, np.ndarray] | None = None) -> dict:
     """Score ``models`` (shipped zoo models) under ``tier``: the tier's record as the leaderboard stores it
-    (``note``: why the tier has its sizes)."""
+    (``note``: why the tier has its sizes).  ``inputs``: the uint8 sets to score (:func:`tier_inputs`; default:
+    made now)."""
     models = list(models)
     device = resolve_device(device)
     start = time.perf_counter()
     if extractor is None:
         extractor = FeatureExtractor(protocol=PROTOCOL, device=device, weights=weights, progress=progress)
+    inputs = inputs if inputs is not None else tier_inputs(tier, models, device=device, checkpoints=checkpoints)
     reference = fid_reference(extractor)
-    real = real_pass(tier, extractor, device=device, progress=progress)
+    real = real_pass(tier, extractor, device=device, progress=progress, images=inputs["real"])
     real_record = {"ms_ssim": real.ms_ssim.compute(), "ms_ssim_pairs": real.ms_ssim.num_pairs,
                    "scored": _scored(device, start)}
     manifest = read_manifest(checkpoints)
     entries = {}
     for name in models:
         began = time.perf_counter()
-        generator = load(name, device=device, folder=checkpoints)
-        scores = score_generator(generator, tier, real, reference, extractor, device=device, progress=progress,
+        scores = score_generator(inputs[name], tier, real, reference, extractor, device=device, progress=progress,
                                  name=name)
         entries[name] = {"checkpoint_sha256": manifest[name]["sha256"], "scores": scores,
                          "scored": _scored(device, began)}
@@ -331,8 +412,12 @@ class CheckReport:
 
 
 def check(board: dict, tier: str = "ci", *, device=None, weights: str | None = None, progress: bool = True,
-          checkpoints: Path = CHECKPOINT_DIR) -> CheckReport:
+          checkpoints: Path = CHECKPOINT_DIR, board_path: Path | None = None) -> CheckReport:
     """Rescore the stored ``tier`` with its stored settings and compare every number with its tolerance.
+
+    With stored samples (the module docstring): the real images and samples made now must equal the stored
+    ones to within float32 rounding, and the numbers are those of the stored samples.  ``board_path``: the
+    leaderboard file (its samples lie beside it; default: the shipped one).
 
     Also a failure: a shipped model missing from the tier, a stored model no longer shipped, a checkpoint
     whose SHA-256 differs from the one scored (the leaderboard must be updated with the checkpoint).
@@ -340,6 +425,7 @@ def check(board: dict, tier: str = "ci", *, device=None, weights: str | None = N
     """
     settings = tier_settings(board, tier)
     stored = board["tiers"][tier]
+    board_path = Path(board_path) if board_path is not None else leaderboard_path()
     shipped = shipped_models(checkpoints)
     manifest = read_manifest(checkpoints)
     problems = [f"{name}: shipped but not on the leaderboard's {tier} tier; run `ganmetrics leaderboard --update "
@@ -357,12 +443,40 @@ def check(board: dict, tier: str = "ci", *, device=None, weights: str | None = N
                          f"{stored['weights_sha256']}, but these are {extractor.weights_sha256}: the numbers are "
                          "not comparable; pass those weights with --weights")
     models = [name for name in stored["models"] if name in shipped]
+    inputs = tier_inputs(settings, models, device=device, checkpoints=checkpoints)
+    if "samples" in stored:  # 1. the inputs made now against the stored ones; 2. the metrics on the stored ones
+        kept = read_samples(samples_path(board_path, tier), stored["samples"]["sha256"])
+        for name, now in inputs.items():
+            what = "the built-in set's real images" if name == "real" else f"{name}: the generator's samples"
+            if name not in kept:
+                problems.append(f"{what} are not in the stored samples; run `ganmetrics leaderboard --update`")
+            elif (why := drift(kept[name], now)) is not None:
+                problems.append(f"{what} moved: {why}")
+        inputs = {name: kept.get(name, now) for name, now in inputs.items()}
     rescored = score_tier(settings, models, device=device, progress=progress, checkpoints=checkpoints,
-                          extractor=extractor)
+                          extractor=extractor, inputs=inputs)
     moved = [m for name in models
              for m in compare_scores(name, stored["models"][name]["scores"], rescored["models"][name]["scores"],
                                      stored["tolerances"])]
     return CheckReport(tier=tier, rescored=rescored, moved=moved, problems=problems)
+
+
+def rescore(board: dict, tier: str, models: list[str], *, board_path: Path, replace_models: bool, device=None,
+            weights: str | None = None, progress: bool = True, checkpoints: Path = CHECKPOINT_DIR) -> dict:
+    """``board`` with ``tier`` scored now (``--update``); a tier in ``SAMPLE_TIERS`` also stores its uint8 inputs
+    beside ``board_path`` (other models' stored samples kept when only some are rescored)."""
+    settings = settings_for(tier)
+    device = resolve_device(device)
+    inputs = tier_inputs(settings, models, device=device, checkpoints=checkpoints)
+    record = score_tier(settings, models, device=device, weights=weights, progress=progress, checkpoints=checkpoints,
+                        note=TIER_NOTES.get(tier), inputs=inputs)
+    if tier in SAMPLE_TIERS:
+        path, old = samples_path(board_path, tier), board.get("tiers", {}).get(tier, {})
+        if not replace_models and "samples" in old and samples_path(board_path, tier).is_file():
+            kept = read_samples(path, old["samples"]["sha256"])
+            inputs = {**{k: v for k, v in kept.items() if k != "real"}, **inputs}
+        record["samples"] = write_samples(path, inputs)
+    return updated(board, tier, record, replace_models=replace_models)
 
 
 def updated(board: dict, tier: str, record: dict, *, replace_models: bool) -> dict:

@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import asdict, replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -57,6 +58,22 @@ def test_compare_scores_flags_a_number_scored_on_one_side_only():
     assert _moved_keys(with_is, SCORES) == ["is.mean", "is.std"]
 
 
+def test_drift_allows_float32_rounding_only():
+    stored = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    assert lb.drift(stored, stored.copy()) is None
+    flipped = stored.copy().reshape(-1)
+    allowed = int(lb.MAX_DRIFT_FRACTION * flipped.size)  # 1 of 1,920
+    flipped[:allowed] = np.where(flipped[:allowed] < 255, flipped[:allowed] + 1, 254)
+    assert lb.drift(stored, flipped.reshape(stored.shape)) is None
+    two = stored.copy()
+    two[0, 0, 0, 0] = (int(two[0, 0, 0, 0]) + 2) % 256
+    assert "by up to 2 level(s)" in lb.drift(stored, two)
+    many = stored.reshape(-1).copy()
+    many[: allowed + 5] ^= 1  # one level apart, but too many values
+    assert "differ from the stored ones" in lb.drift(stored, many.reshape(stored.shape))
+    assert "shape" in lb.drift(stored, stored[:5])
+
+
 def _record(models: dict, settings=TINY, weights="a" * 64) -> dict:
     return {"settings": asdict(settings), "tolerances": dict(lb.TOLERANCES), "weights_sha256": weights,
             "real": {"ms_ssim": 0.07, "ms_ssim_pairs": 8, "scored": SCORED},
@@ -105,6 +122,10 @@ def test_stored_leaderboard_covers_every_shipped_checkpoint(stored, offline_weig
         assert lb.Tier(**tier["settings"]) == lb.TIERS[name]
         assert tier["tolerances"] == lb.TOLERANCES
         assert tier["weights_sha256"] == sha256_file(offline_weights)
+        if name in lb.SAMPLE_TIERS:  # the check scores these stored uint8 inputs
+            samples = lb.samples_path(lb.leaderboard_path(), name)
+            assert tier["samples"]["sha256"] == sha256_file(samples), "rerun ganmetrics leaderboard --update"
+            assert tier["samples"]["sets"] == ["real", *manifest]
 
 
 def test_docs_page_is_the_one_generated_from_the_stored_file(stored):
@@ -189,6 +210,40 @@ def test_cli_update_then_check_passes_and_a_moved_number_fails_by_name(tmp_path,
     assert main(["leaderboard", "--file", str(board_file), "--tier", "ci", "--chart", str(tmp_path / "c.png")]) == 0
     assert "dcgan" in capsys.readouterr().out
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_scores_the_stored_samples_and_checks_the_generator_separately(tmp_path, capsys, tiny_ci,
+                                                                             monkeypatch):
+    """Another CPU may round a few generated pixels the other way: the check then still scores the stored samples
+    (the numbers do not move), while a generator whose samples really changed fails by name."""
+    board_file = tmp_path / "leaderboard.json"
+    assert main(["leaderboard", "--update", "--file", str(board_file), "--docs",
+                 str(tmp_path / "docs"), "--no-progress"]) == 0
+    board = json.loads(board_file.read_text())
+    samples = lb.samples_path(board_file, "ci")
+    assert board["tiers"]["ci"]["samples"]["sha256"] == sha256_file(samples)
+    with np.load(samples) as data:
+        assert sorted(data.files) == sorted(["real", *lb.shipped_models()]) and data["dcgan"].shape == (16, 32, 32, 3)
+        stored = {name: data[name] for name in data.files}
+    capsys.readouterr()
+
+    def rounded_elsewhere(name, tier, **kwargs):  # one level on 4 of 49,152 values
+        images = stored[name].copy()
+        images.reshape(-1)[:4] = np.where(images.reshape(-1)[:4] < 255, images.reshape(-1)[:4] + 1, 254)
+        return images
+    monkeypatch.setattr(lb, "generate_samples", rounded_elsewhere)
+    assert main(["leaderboard", "--check", "--file", str(board_file), "--no-progress", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rescored"]["models"]["dcgan"]["scores"] == board["tiers"]["ci"]["models"]["dcgan"]["scores"]
+
+    monkeypatch.setattr(lb, "generate_samples", lambda name, tier, **kwargs: np.clip(stored[name].astype(int) + 3,
+                                                                                     0, 255).astype(np.uint8))
+    assert main(["leaderboard", "--check", "--file", str(board_file), "--no-progress"]) == 1
+    assert "dcgan: the generator's samples moved: " in capsys.readouterr().err
+
+    samples.write_bytes(samples.read_bytes()[:-10])  # a damaged samples file is an input error, not a pass
+    assert main(["leaderboard", "--check", "--file", str(board_file), "--no-progress"]) == 2
+    assert "is not the samples file the leaderboard records" in capsys.readouterr().err
 
 
 def test_cli_refusals(tmp_path, capsys, monkeypatch, tiny_ci):
