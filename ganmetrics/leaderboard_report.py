@@ -96,7 +96,7 @@ def markdown_page(board: dict, chart: str = "leaderboard.png") -> str:
            "renderer or a model cannot pass unnoticed.", "",
            "- **FID**: generated samples vs the bundled `shapes32` statistics (the first 10,000 images).",
            "- **KID** (×10³, mean ± std over subsets) and **SWD** (×10³, mean of the pyramid levels): vs the "
-           "first real images of `shapes32`, rendered on the spot.",
+           "first real images of `shapes32`.",
            "- **MS-SSIM**: mean over pairs (2k, 2k+1) of generated samples; lower is more diverse "
            "(the real set's value is the yardstick, not 0).",
            f"- {IS_NOT_SCORED}", ""]
@@ -108,6 +108,13 @@ def markdown_page(board: dict, chart: str = "leaderboard.png") -> str:
                 f"{tier['real']['ms_ssim_pairs']:,} pairs.", ""]
         if tier.get("note"):
             out += [tier["note"], ""]
+        if tier.get("samples"):
+            out += [f"The check scores the uint8 images stored in `{tier['samples']['file']}` (the real images and "
+                    "each model's samples), and separately checks that the real images rendered and the samples "
+                    "generated now equal them to within float32 rounding: at most a fraction "
+                    f"{tier.get('max_drift_fraction', 1e-3):g} of the values may differ, by one level. So the "
+                    "numbers see the same images on every machine, and a changed generator or renderer still "
+                    "fails, by name.", ""]
         out += [f"Tolerances (absolute, per number): {tolerances}. {tier.get('tolerance_basis', '')} Inception "
                 f"weights sha256 `{tier['weights_sha256']}`.", ""]
     if board.get("tiers"):
