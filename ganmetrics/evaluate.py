@@ -169,7 +169,8 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
     protocol_of = extractor.protocol if extractor is not None else None
     common = dict(progress=progress, extractor=extractor)
     gen_pass = run_pass(
-        gen_images, label=bar_label("gen", gen, protocol_of), want_stats=bool(FEATURE_METRICS & set(chosen)), keep_features="kid" in chosen,
+        gen_images, label=bar_label("gen", gen, protocol_of), want_stats=bool(FEATURE_METRICS & set(chosen)),
+        keep_features="kid" in chosen,
         want_logits="is" in chosen, swd=SWDDescriptors(seed=seed, stream="fake", device=device,
                                                        description=spelled("gen images", "A's images"))
         if "swd" in chosen
@@ -181,7 +182,8 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = METRICS, *, protocol
     if needs_real:
         if real_is_images:
             real_pass = run_pass(
-                real_images, label=bar_label("real", real, protocol_of), want_stats=bool({"fid", "kid"} & set(chosen)), keep_features="kid" in chosen,
+                real_images, label=bar_label("real", real, protocol_of), want_stats=bool({"fid", "kid"} & set(chosen)),
+                keep_features="kid" in chosen,
                 want_logits=False, swd=SWDDescriptors(seed=seed, stream="real", device=device,
                                                       description=spelled("real images", "B's images"))
                 if "swd" in chosen else None, ms_ssim=None, swd_limit=gen_swd_images, **common)

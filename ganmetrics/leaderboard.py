@@ -478,7 +478,7 @@ def rescore(board: dict, tier: str, models: list[str], *, board_path: Path, repl
     if tier in SAMPLE_TIERS:
         record["max_drift_fraction"] = MAX_DRIFT_FRACTION
         path, old = samples_path(board_path, tier), board.get("tiers", {}).get(tier, {})
-        if not replace_models and "samples" in old and samples_path(board_path, tier).is_file():
+        if not replace_models and "samples" in old and path.is_file():
             kept = read_samples(path, old["samples"]["sha256"])
             inputs = {**{k: v for k, v in kept.items() if k != "real"}, **inputs}
         record["samples"] = write_samples(path, inputs)

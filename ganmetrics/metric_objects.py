@@ -52,7 +52,7 @@ class _InceptionMetric:
         self.value_range = tuple(value_range)
         self.protocol = self.extractor.protocol
         self._fake = self._new_stats("updates (fake)")
-        self._range_checked = False  # the [0, 1]-floats warning is given once, on the first float batch
+        self._first_update = True  # the [0, 1]-floats warning is given on the first batch, as a source gives it
 
     def _new_stats(self, source: str) -> FeatureStats:
         meta = self.extractor.stats_meta(f"{type(self).__name__} {source}")
@@ -61,10 +61,8 @@ class _InceptionMetric:
     def _features(self, images) -> torch.Tensor:
         """Pool3 features of one batch (tensor N×C×H×W uint8 or float in ``value_range``, array N×H×W×C, list)."""
         what = f"{type(self).__name__}.update() batch"
-        floats = getattr(images, "dtype", None) is not None and (
-            images.is_floating_point() if isinstance(images, torch.Tensor) else images.dtype.kind == "f")
-        batch = to_uint8_batch(images, self.value_range, what=what, warn=floats and not self._range_checked)
-        self._range_checked |= bool(floats)
+        batch = to_uint8_batch(images, self.value_range, what=what, warn=self._first_update)
+        self._first_update = False
         return check_finite_features(self.extractor(batch), what)
 
     @property
