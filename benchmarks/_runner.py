@@ -9,7 +9,11 @@ prints one line ``RESULT {json}`` on stdout:
   the same arithmetic and give the same FID; ``torch-fidelity-tf32`` is torch-fidelity with torch's
   default instead (TF32 cuDNN convolutions on Ampere and later), to show what that default costs in FID;
 * ``stats {ganmetrics,numpy-cov} --n N``: mean and covariance of N seeded random feature vectors
-  arriving in batches, streamed (``FeatureStats``) or kept and reduced with ``np.mean``/``np.cov``.
+  arriving in batches, streamed (``FeatureStats``) or kept and reduced with ``np.mean``/``np.cov``;
+* ``train MODEL --iterations K [--threads T] [--batch-size B] [--no-channels-last]``: the zoo trainer's
+  iterations (``d_steps`` D steps and one G step) on shapes32, one warm-up then K timed; under
+  ``torchrun`` every rank trains and rank 0 reports.  ``iteration_seconds`` lists each timed
+  iteration, ``start_seconds`` the time from the start of this script to the trainer being ready.
 
 The JSON holds ``seconds`` (from the start of this script, so imports and model loading are in),
 ``peak_rss_mb`` (this process's ``VmHWM``) and ``workers_peak_rss_mb`` (largest DataLoader
@@ -47,10 +51,17 @@ FEATURE_DIM = 2048
 
 # -- shared with the benchmarks (parent side) ------------------------------------------------------
 
-def run_child(*args: str, timeout: float = 1800) -> dict:
-    """Run this file in a fresh interpreter with ``args``; return its JSON result (raise on failure)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], cwd=REPO, env=env,
+def run_child(*args: str, timeout: float = 1800, launcher: tuple[str, ...] = (), source: Path = REPO,
+              env: dict[str, str] | None = None) -> dict:
+    """Run this file in a fresh interpreter with ``args``; return its JSON result (raise on failure).
+
+    ``launcher``: arguments between the interpreter and this file (``-m torch.distributed.run ...``);
+    ``source``: the tree whose ``ganmetrics`` the child imports (another revision's worktree);
+    ``env``: extra environment variables.
+    """
+    pythonpath = os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=pythonpath, **(env or {}))
+    proc = subprocess.run([sys.executable, *launcher, str(Path(__file__).resolve()), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
@@ -163,6 +174,46 @@ def stats_numpy_cov(batches):
 STATS_IMPLS = {"ganmetrics": stats_ganmetrics, "numpy-cov": stats_numpy_cov}
 
 
+def train_child(args) -> int:
+    """Time the trainer's iterations (see the module docstring); rank 0 prints the result."""
+    import inspect
+    import tempfile
+
+    import torch
+
+    from ganmetrics.train import distributed
+    from ganmetrics.train.loop import TrainConfig, Trainer
+
+    torch.set_num_threads(args.threads)
+    options = dict(model=args.model, out=tempfile.mkdtemp(prefix="train-bench-"), batch_size=args.batch_size,
+                   progress=False)
+    if "channels_last" in inspect.signature(TrainConfig).parameters:  # older revisions have no such option
+        options["channels_last"] = not args.no_channels_last
+    elif args.no_channels_last:
+        raise SystemExit("this revision of ganmetrics trains in the standard layout only")
+    world = distributed.setup("cpu")
+    trainer = Trainer(TrainConfig(**options), world)
+    start_seconds = time.perf_counter() - START
+    trainer.iteration()  # warm-up: oneDNN primitive creation, allocator
+    seconds = []
+    for _ in range(args.iterations):
+        distributed.barrier()
+        started = time.perf_counter()
+        trainer.iteration()
+        distributed.barrier()
+        seconds.append(time.perf_counter() - started)
+    images = trainer.batch_size * world.world_size
+    if world.is_main:
+        result = {"iteration_seconds": seconds, "start_seconds": start_seconds, "images_per_iteration": images,
+                  "d_steps": trainer.model_cfg.d_steps, "world_size": world.world_size,
+                  "torch_threads": torch.get_num_threads(), "channels_last": options.get("channels_last", False),
+                  "peak_rss_mb": peak_rss_mb()}
+        print(RESULT_PREFIX + json.dumps(result), flush=True)
+    del trainer
+    distributed.teardown(world)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     tasks = parser.add_subparsers(dest="task", required=True)
@@ -179,7 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     stats.add_argument("--n", type=int, default=50_000)
     stats.add_argument("--batch", type=int, default=500)
     stats.add_argument("--seed", type=int, default=0)
+    train = tasks.add_parser("train")
+    train.add_argument("model")
+    train.add_argument("--iterations", type=int, default=4)
+    train.add_argument("--threads", type=int, default=1)
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--no-channels-last", action="store_true")
     args = parser.parse_args(argv)
+    if args.task == "train":
+        return train_child(args)
 
     import torch  # both stats children import torch, as the peers (torch libraries) do
 

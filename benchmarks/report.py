@@ -20,6 +20,8 @@ from pathlib import Path
 REFERENCE = "ganmetrics"
 EXTRA_COLUMNS = {
     "images_per_second": "img/s",
+    "kimg_per_second": "kimg/s",
+    "start_seconds": "start s",
     "peak_rss_mb": "peak RSS MB",
     "fid": "FID",
     "fd": "value",

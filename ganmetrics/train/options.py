@@ -31,6 +31,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "the first --fid-samples training images)")
     parser.add_argument("--log-every", type=int, default=defaults.log_every)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--no-channels-last", action="store_true",
+                        help="train in the standard NCHW layout instead of channels-last (slower; for comparisons)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even if DIR/checkpoint.pt exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     parser.add_argument("--set", default="{}", metavar="JSON", help='model config overrides, e.g. \'{"width": 32}\'')
@@ -51,4 +53,5 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        seed=args.seed, num_images=args.num_images, num_classes=args.num_classes,
                        checkpoint_every=args.checkpoint_every, fid_every=args.fid_every, fid_samples=args.fid_samples,
                        fid_reference=args.fid_reference, log_every=args.log_every, device=args.device,
+                       channels_last=not args.no_channels_last,
                        resume=not args.no_resume, progress=not args.no_progress, model_overrides=_overrides(args.set))
