@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ._version import __version__
 from .atomic import check_writable
@@ -540,8 +541,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The ``ganmetrics`` console script: :func:`main`, then exit with its code — through the trainer's
+    :func:`~ganmetrics.train.distributed.exit_process` after ``ganmetrics train`` (see there why)."""
+    code = main()
+    trainer = sys.modules.get("ganmetrics.train.distributed")
+    if trainer is not None:
+        trainer.exit_process(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--markdown"]:
         print(reference_markdown(), end="")
         sys.exit(0)
-    sys.exit(main())
+    run()

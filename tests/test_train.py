@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 from ganmetrics.cli import main
-from ganmetrics.train import TrainConfig, train
+from ganmetrics.train import TrainConfig, distributed, train
 from ganmetrics.train.checkpoint import CHECKPOINT_NAME, load_training_checkpoint
+from ganmetrics.train.loop import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 #: (model, batch size, extra config) — small and fast, yet each exercises its own loss and regulariser
@@ -123,6 +125,51 @@ def test_training_frees_its_ddp_wrappers_before_the_group_is_destroyed(tmp_path)
     finally:
         gc.enable()
     assert alive == 0
+
+
+def test_one_spectral_norm_power_iteration_per_discriminator_update(tmp_path, monkeypatch):
+    """SNGAN's D step calls D on the real and on the fake batch: both share one spectral-norm estimate, so each
+    SN layer of D runs one power iteration per update of D (Miyato et al. 2018, Algorithm 1), not one per call;
+    SNGAN's G has no spectral norm, so every power iteration counted here is D's."""
+    calls = []
+    original = _SpectralNorm._power_method
+    world = distributed.setup("cpu")
+    try:
+        trainer = Trainer(TrainConfig(model="sngan", num_images=64, out=str(tmp_path), batch_size=4, seed=5,
+                                      progress=False), world)
+        monkeypatch.setattr(_SpectralNorm, "_power_method",
+                            lambda self, *args: (calls.append(id(self)), original(self, *args))[1])
+        layers = [m for m in trainer.D.module.modules() if isinstance(m, _SpectralNorm)]
+        assert not any(isinstance(m, _SpectralNorm) for m in trainer.G.module.modules())
+        trainer.discriminator_step()
+    finally:
+        distributed.teardown(world)
+    matrices = [m for m in layers if m._u.numel() > 0]  # 1-D weights are normalised exactly, without iterating
+    assert len(matrices) > 5 and sorted(calls) == sorted(id(m) for m in matrices)
+
+
+@pytest.mark.parametrize("entry", ["ganmetrics.train", "ganmetrics"])
+def test_a_training_process_ends_without_finalising_the_interpreter(tmp_path, entry):
+    """The root cause of the rare SIGABRT at the end of a 2-process run (exit_process): a gloo worker thread that
+    torch leaves running frees Python tensors while the interpreter finalises.  A process that trained ends with
+    os._exit after flushing its output — an atexit hook (run at finalisation) never runs, the exit code and
+    every line printed still arrive, and the checkpoint is complete."""
+    argv = (["train"] if entry == "ganmetrics" else []) + [
+        "dcgan", "--data", "shapes32", "--num-images", "64", "--batch-size", "4", "--steps", "2", "--fid-every", "-1",
+        "--out", str(tmp_path / "run"), "--no-progress", "--device", "cpu"]
+    script = ("import atexit, runpy, sys; atexit.register(print, 'interpreter finalised', flush=True); "
+              f"sys.argv = ['x'] + {argv!r}; runpy.run_module({entry!r}, run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "interpreter finalised" not in done.stdout
+    assert "steps 0 → 2" in done.stderr
+    if entry == "ganmetrics":
+        assert "trained dcgan to step 2" in done.stdout
+    assert load_training_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["step"] == 2
+    failed = subprocess.run([sys.executable, "-c", script.replace("'dcgan'", "'nogan'")], cwd=REPO,
+                            capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert failed.returncode == 2 and "nogan" in failed.stderr
 
 
 def test_resuming_with_another_process_count_is_refused(tmp_path):

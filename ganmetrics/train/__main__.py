@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from ..errors import GanmetricsError
+from .distributed import exit_process
 from .loop import train
 from .options import add_train_arguments, config_from_args
 
@@ -26,4 +27,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -47,6 +49,8 @@ def setup(device: str | None = None) -> World:
     backend = "nccl" if target.type == "cuda" else "gloo"
     owns = not dist.is_initialized()
     if owns:
+        global _created_group
+        _created_group = True
         timeout = datetime.timedelta(minutes=30)
         if launched:
             dist.init_process_group(backend, timeout=timeout)
@@ -55,9 +59,34 @@ def setup(device: str | None = None) -> World:
     return World(dist.get_rank(), dist.get_world_size(), local_rank, target, owns)
 
 
+#: Set once this process has created a process group: see :func:`exit_process`.
+_created_group = False
+
+
 def teardown(world: World) -> None:
     if world.owns_group and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_process(code: int) -> NoReturn:
+    """End a process that ran the trainer: flush stdout and stderr, then ``os._exit(code)`` when it created a
+    process group, else ``sys.exit(code)``.
+
+    Why: torch keeps a gloo process group alive after ``destroy_process_group()`` once DDP (or ``new_group``) has
+    used it — its worker threads keep running (measured with torch 2.13: 3 threads left).  Such a thread frees each
+    finished collective, and with it tensors created in Python (``all_gather_object``'s buffers, reached through
+    the barrier that followed them); that needs the GIL, and if the main thread has begun finalising the
+    interpreter meanwhile, the thread exits inside C++ and the process aborts ("terminate called without an active
+    exception", SIGABRT; seen in a core dump: ``ProcessGroupGloo::runLoop`` → ``~AsyncBarrierWork`` →
+    ``~AsyncAllgatherWork`` → ``decref`` → ``take_gil`` → ``pthread_exit``).  Everything the trainer writes is
+    complete and closed when it returns (checkpoints atomically), so skipping the interpreter's finalisation loses
+    nothing and leaves no thread a finalising interpreter to touch.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if _created_group:
+        os._exit(code)
+    sys.exit(code)
 
 
 def all_gather_objects(value, world: World) -> list:

@@ -5,7 +5,9 @@ Each iteration does ``d_steps`` discriminator steps and one generator step:
 * D step: a real batch (:func:`ganmetrics.train.data.batch_indices`), fakes from ``G`` without
   gradients, ``L_D`` of the model's loss plus its regularisers (gradient penalty, drift, R1 — lazily
   every ``r1_interval`` steps with weight ×interval and Adam's ``lr·c``, ``β^c``, ``c = k/(k+1)``,
-  as StyleGAN2);
+  as StyleGAN2).  D's calls on the real and the fake batch (and the penalty's) share one spectral-norm
+  estimate (``parametrize.cached``): one power iteration per update of D, as Algorithm 1 of Miyato et
+  al. 2018, not one per call;
 * G step: ``L_G`` of ``D(G(z))`` (plus BigGAN's orthogonal penalty when asked), then the EMA update.
 
 DDP wraps G and D; the G step evaluates D through ``D.module`` (D's weights are frozen then, so DDP
@@ -34,6 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import parametrize
 
 from ..data.builtin import DEFAULT_DATASET
 from ..errors import CheckpointError, InputError
@@ -256,17 +259,18 @@ class Trainer:
         with torch.no_grad():
             fake = self.G.module(z, fake_labels)
         self.D.module.requires_grad_(True)
-        real_logits, fake_logits = self.D(real, real_labels), self.D(fake, fake_labels)
-        loss = self.loss.discriminator(real_logits, fake_logits)
-        logs = {"loss_d": loss.item()}
-        if cfg.gp_weight > 0:
-            penalty = gradient_penalty(self.D, real, fake, real_labels, cfg.gp_weight, generator=self.noise)
-            loss, logs["gp"] = loss + penalty, penalty.item()
-        if cfg.drift_weight > 0:
-            loss = loss + drift_penalty(real_logits, cfg.drift_weight)
-        if cfg.r1_gamma > 0 and cfg.r1_interval == 1:
-            penalty, _ = r1_penalty(self.D, real, real_labels, cfg.r1_gamma)
-            loss, logs["r1"] = loss + penalty, penalty.item()
+        with parametrize.cached():  # one spectral-norm power iteration per update, not one per D call
+            real_logits, fake_logits = self.D(real, real_labels), self.D(fake, fake_labels)
+            loss = self.loss.discriminator(real_logits, fake_logits)
+            logs = {"loss_d": loss.item()}
+            if cfg.gp_weight > 0:
+                penalty = gradient_penalty(self.D, real, fake, real_labels, cfg.gp_weight, generator=self.noise)
+                loss, logs["gp"] = loss + penalty, penalty.item()
+            if cfg.drift_weight > 0:
+                loss = loss + drift_penalty(real_logits, cfg.drift_weight)
+            if cfg.r1_gamma > 0 and cfg.r1_interval == 1:
+                penalty, _ = r1_penalty(self.D, real, real_labels, cfg.r1_gamma)
+                loss, logs["r1"] = loss + penalty, penalty.item()
         self.opt_D.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_D.step()
