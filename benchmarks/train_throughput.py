@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=None, metavar="REV", help="also time the trainer of this git revision")
     parser.add_argument("--only", nargs="+", default=None, metavar="ROW", help="run only these rows (names as above)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the rows of an existing OUTPUT that this run does not measure again")
     args = parser.parse_args(argv)
 
     import torch
@@ -97,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     from ganmetrics.atomic import atomic_write
     from ganmetrics.zoo.registry import default_config
 
+    revision = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
+                              text=True).stdout.strip() or "unknown"
     benchmarks = []
     with worktree(args.baseline) if args.baseline else nullcontext() as tree:
         baseline = (args.baseline, tree) if args.baseline else None
@@ -107,10 +111,17 @@ def main(argv: list[str] | None = None) -> int:
                 child_args = [*options.pop("args"), "--iterations", str(args.iterations)]
                 result = run_child(*child_args, timeout=3600, **options)
                 benchmarks.append(row(model, name, result))
+                benchmarks[-1]["extra_info"]["revision"] = args.baseline if name.startswith("before") else revision
                 print(f"{model:10s} {name:22s} {benchmarks[-1]['stats']['median']:8.3f} s/iteration  "
                       f"{benchmarks[-1]['extra_info']['kimg_per_second']:.4f} kimg/s", file=sys.stderr, flush=True)
+    if args.update and args.output.is_file():
+        measured = {(b["group"], b["name"]) for b in benchmarks}
+        kept = [b for b in json.loads(args.output.read_text())["benchmarks"] if (b["group"], b["name"]) not in measured]
+        benchmarks = sorted(kept + benchmarks, key=lambda b: (MODELS.index(b["group"][len("train-"):])
+                                                              if b["group"][len("train-"):] in MODELS else 99))
     data = {"machine_info": machine_info(), "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "ganmetrics_environment": f"torch {torch.__version__}; CPU ({platform.machine()}); training throughput, "
+            "ganmetrics_environment": f"torch {torch.__version__}; CPU ({platform.machine()}); training throughput of "
+                                      f"ganmetrics {revision} (each row's revision in its extra_info), "
                                       f"{args.iterations} timed iterations per row",
             "benchmarks": benchmarks}
     with atomic_write(args.output, "w") as handle:
