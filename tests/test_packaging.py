@@ -59,3 +59,12 @@ def test_installed_wheel_resolves_bundled_names_inside_the_package(wheel, tmp_pa
     assert Path(lines[1]) == package / "reference_stats" / "shapes32.npz"
     assert Path(lines[2]) == package / "reference_stats" / "leaderboard.json"
     assert "dcgan" in lines[3] and lines[4] == "None"
+
+
+def test_the_command_line_is_built_without_the_trainer_or_the_zoo():
+    """`ganmetrics fid` and the other metric commands do not import the training loop or the zoo: the train
+    subcommand's options come from plain data (ganmetrics.train.config), the loop loads when training starts."""
+    code = ("import sys, ganmetrics.cli; ganmetrics.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('ganmetrics.zoo', 'ganmetrics.train.loop'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -7,7 +7,7 @@ import json
 
 from ..data.builtin import DEFAULT_DATASET
 from ..errors import InputError
-from .loop import TrainConfig
+from .config import TrainConfig
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
