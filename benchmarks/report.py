@@ -34,8 +34,12 @@ same group (> 1: ganmetrics is faster). Regenerate with:
 
 ```bash
 python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json
-python -m benchmarks.report benchmarks/results-cpu.json -o benchmarks/README.md
+python -m benchmarks.report benchmarks/results-cpu.json benchmarks/results-train.json -o benchmarks/README.md
 ```
+
+Training throughput of the zoo's models (seconds per iteration; the variants of each model side by side, with
+"before" the trainer of an earlier revision) comes from `python -m benchmarks.train_throughput --baseline REV -o
+benchmarks/results-train.json`; pass that file to the report after the CPU file.
 
 On a CUDA machine, `bash benchmarks/run_gpu.sh OUT` runs the CUDA tests and the same suites with
 `--bench-device cuda` (all libraries in float32 with TF32 off; the end-to-end folders at the full

@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks = sorted(kept + benchmarks, key=lambda b: (MODELS.index(b["group"][len("train-"):])
                                                               if b["group"][len("train-"):] in MODELS else 99))
     data = {"machine_info": machine_info(), "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "ganmetrics_environment": f"torch {torch.__version__}; CPU ({platform.machine()}); training throughput of "
-                                      f"ganmetrics {revision} (each row's revision in its extra_info), "
-                                      f"{args.iterations} timed iterations per row",
+            "ganmetrics_environment": f"torch {torch.__version__}; CPU ({platform.machine()}); training throughput, "
+                                      f"rounds = timed iterations; ganmetrics {revision} (each row's revision in "
+                                      "its extra_info)",
             "benchmarks": benchmarks}
     with atomic_write(args.output, "w") as handle:
         json.dump(data, handle, indent=1)

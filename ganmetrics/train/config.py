@@ -35,8 +35,8 @@ class TrainConfig:
     fid_reference: str | None = None
     log_every: int = 50
     device: str | None = None
-    #: train G and D in channels-last (NHWC) layout: oneDNN's faster convolutions, 4-35 % shorter steps on CPU
-    #: (benchmarks/train_throughput.py); the EMA generator and checkpoints keep the standard layout
+    #: train G and D in channels-last (NHWC) layout: oneDNN's faster convolutions, 1–35 % shorter steps than NCHW on
+    #: CPU (benchmarks/README.md); the EMA generator and checkpoints keep the standard layout
     channels_last: bool = True
     #: continue from out/checkpoint.pt when it exists
     resume: bool = True
