@@ -37,6 +37,7 @@ import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import NoReturn  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # tests/peers.py: torchvision import, peer weights, PNG folders
@@ -174,7 +175,7 @@ def stats_numpy_cov(batches):
 STATS_IMPLS = {"ganmetrics": stats_ganmetrics, "numpy-cov": stats_numpy_cov}
 
 
-def train_child(args) -> int:
+def train_child(args) -> NoReturn:
     """Time the trainer's iterations (see the module docstring); rank 0 prints the result."""
     import inspect
     import tempfile
@@ -211,7 +212,11 @@ def train_child(args) -> int:
         print(RESULT_PREFIX + json.dumps(result), flush=True)
     del trainer
     distributed.teardown(world)
-    return 0
+    # End as ganmetrics.train.distributed.exit_process does (a --baseline revision may lack it): a gloo thread
+    # that torch leaves running must not meet a finalising interpreter.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

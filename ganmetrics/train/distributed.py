@@ -20,6 +20,9 @@ import torch.distributed as dist
 from .. import distributed as evaluation
 from ..devices import check_device
 
+#: Set once this process has created a process group: see :func:`exit_process`.
+_created_group = False
+
 
 @dataclass(frozen=True)
 class World:
@@ -57,10 +60,6 @@ def setup(device: str | None = None) -> World:
         else:
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1, timeout=timeout)
     return World(dist.get_rank(), dist.get_world_size(), local_rank, target, owns)
-
-
-#: Set once this process has created a process group: see :func:`exit_process`.
-_created_group = False
 
 
 def teardown(world: World) -> None:

@@ -249,18 +249,13 @@ class AdaIN(nn.Module):
         return x * self.style_scale(w)[:, :, None, None] + self.style_bias(w)[:, :, None, None]
 
 
-def _inverse_norms(weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """``(Σ_{ik} w²_{oik} + eps)^-½`` of kernels ``[N, out, in, k, k]``: ``[N, out]``."""
-    return (weight.square().sum(dim=(2, 3, 4)) + eps).rsqrt()
-
-
 class ModulatedConv2d(nn.Module):
     """Modulated convolution [SG2 §2.2, eq. 1 and 3], optionally after bilinear 2× upsampling.
 
     Per sample: styles ``s = A(w)`` (equalised-lr affine map, bias 1), ``w'_{oik} = s_i · ŵ_{oik}``
     (ŵ the equalised-lr weight) and, with ``demodulate``, ``w''_{oik} = w'_{oik} / sqrt(Σ_{ik} w'²_{oik} + 1e-8)``.
     In eval mode the N per-sample kernels run as one grouped convolution (groups = N); in training
-    mode the same function runs as ``((x · s) ⊛ ŵ) · d`` with ``d_o = (Σ_{ik} w'²_{oik} + 1e-8)^-½``, one
+    mode the same function runs as ``((x · s) ⊛ ŵ) · d`` with ``d_o = (Σ_i s_i² Σ_k ŵ²_{oik} + 1e-8)^-½``, one
     convolution shared by the batch, which trains faster (StyleGAN2-ADA's ``fused_modconv=False``
     while training; equal up to float32 rounding, tested).  The bias (if any) is added after the convolution.
     """
@@ -274,18 +269,12 @@ class ModulatedConv2d(nn.Module):
         self.upsample = upsample
         self.eps = eps
 
-    def _styled_weight(self, styles: torch.Tensor) -> torch.Tensor:
-        """``w'_{oik} = s_i · ŵ_{oik}`` per sample: ``[N, out, in, k, k]`` from styles ``[N, in]``."""
-        return self.conv.scaled_weight().unsqueeze(0) * styles[:, None, :, None, None]
-
-    def demodulation(self, styles: torch.Tensor) -> torch.Tensor:
-        """``d_o = (Σ_{ik} w'²_{oik} + eps)^-½`` per sample: ``[N, out]``."""
-        return _inverse_norms(self._styled_weight(styles), self.eps)
-
     def modulated_weight(self, styles: torch.Tensor) -> torch.Tensor:
-        """Per-sample kernels ``[N, out, in, k, k]``: ``w'``, times ``d`` when demodulating."""
-        weight = self._styled_weight(styles)
-        return weight * _inverse_norms(weight, self.eps)[:, :, None, None, None] if self.demodulate else weight
+        """Per-sample kernels ``[N, out, in, k, k]`` from styles ``[N, in]``: w' = w·s, demodulated if asked."""
+        weight = self.conv.scaled_weight().unsqueeze(0) * styles[:, None, :, None, None]
+        if self.demodulate:
+            weight = weight * (weight.square().sum(dim=(2, 3, 4), keepdim=True) + self.eps).rsqrt()
+        return weight
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w)
@@ -293,9 +282,10 @@ class ModulatedConv2d(nn.Module):
             x = upsample_2x(x)
         padding = self.conv.padding
         if self.training:
-            out = F.conv2d(x * styles[:, :, None, None], self.conv.scaled_weight(), padding=padding)
-            if self.demodulate:
-                out = out * self.demodulation(styles)[:, :, None, None]
+            weight = self.conv.scaled_weight()
+            out = F.conv2d(x * styles[:, :, None, None], weight, padding=padding)
+            if self.demodulate:  # Σ_{ik} (s_i ŵ_{oik})² = Σ_i s_i² Σ_k ŵ²_{oik}: one [N, in] × [in, out] product
+                out = out * (styles.square() @ weight.square().sum(dim=(2, 3)).t() + self.eps).rsqrt()[:, :, None, None]
         else:
             weight = self.modulated_weight(styles)
             n, in_channels, height, width = x.shape
