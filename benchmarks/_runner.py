@@ -10,6 +10,9 @@ prints one line ``RESULT {json}`` on stdout:
   default instead (TF32 cuDNN convolutions on Ampere and later), to show what that default costs in FID;
 * ``stats {ganmetrics,numpy-cov} --n N``: mean and covariance of N seeded random feature vectors
   arriving in batches, streamed (``FeatureStats``) or kept and reduced with ``np.mean``/``np.cov``;
+* ``manifold {ganmetrics,torch-fidelity,prdc} --n N``: k-NN precision/recall (k = 3, torch-fidelity's
+  ``calculate_precision_recall_full``) and density/coverage (k = 5, prdc's ``compute_prdc``) of two seeded sets of
+  N pool3-like feature vectors; ganmetrics computes all four (two k);
 * ``train MODEL --iterations K [--threads T] [--batch-size B] [--no-channels-last]``: the zoo trainer's
   iterations (``d_steps`` D steps and one G step) on shapes32, one warm-up then K timed; under
   ``torchrun`` every rank trains and rank 0 reports.  ``iteration_seconds`` lists each timed
@@ -175,6 +178,41 @@ def stats_numpy_cov(batches):
 STATS_IMPLS = {"ganmetrics": stats_ganmetrics, "numpy-cov": stats_numpy_cov}
 
 
+def manifold_features(n: int, seed: int):
+    """The k-NN benchmark's two sets: ``n`` real-like and ``n`` slightly shifted generated-like feature vectors."""
+    import numpy as np
+    import torch
+
+    real = np.concatenate(list(feature_batches(n, 1000, seed)))
+    fake = np.concatenate(list(feature_batches(n, 1000, seed + 1))) * np.float32(1.02) + np.float32(0.02)
+    return torch.from_numpy(real), torch.from_numpy(fake)
+
+
+def manifold_ganmetrics(real, fake) -> dict:
+    from ganmetrics.metrics.manifold import BLOCK_ELEMENTS, manifold_scores
+
+    block = max(1, BLOCK_ELEMENTS // len(real))
+    prc = manifold_scores(real, fake, 3, strict=False, block=block)
+    dc = manifold_scores(real, fake, 5, strict=True, block=block)
+    return {"precision": prc.precision, "recall": prc.recall, "density": dc.density, "coverage": dc.coverage}
+
+
+def manifold_torch_fidelity(real, fake) -> dict:
+    metric_prc = import_peer("torch_fidelity.metric_prc")
+    precision, recall = metric_prc.calculate_precision_recall_full(fake, real, 3, 10000)  # (generated, real)
+    return {"precision": precision, "recall": recall}
+
+
+def manifold_prdc(real, fake) -> dict:
+    prdc = import_peer("prdc")
+    result = prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=5)
+    return {"density": float(result["density"]), "coverage": float(result["coverage"])}
+
+
+MANIFOLD_IMPLS = {"ganmetrics": manifold_ganmetrics, "torch-fidelity": manifold_torch_fidelity,
+                  "prdc": manifold_prdc}
+
+
 def train_child(args) -> NoReturn:
     """Time the trainer's iterations (see the module docstring); rank 0 prints the result."""
     import inspect
@@ -235,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     stats.add_argument("--n", type=int, default=50_000)
     stats.add_argument("--batch", type=int, default=500)
     stats.add_argument("--seed", type=int, default=0)
+    manifold = tasks.add_parser("manifold")
+    manifold.add_argument("impl", choices=list(MANIFOLD_IMPLS))
+    manifold.add_argument("--n", type=int, default=10_000)
+    manifold.add_argument("--seed", type=int, default=0)
     train = tasks.add_parser("train")
     train.add_argument("model")
     train.add_argument("--iterations", type=int, default=4)
@@ -253,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         result["tf32"] = [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32]
         result["fid"] = float(FID_IMPLS[args.impl](args.a, args.b, args))
+    elif args.task == "manifold":
+        real, fake = manifold_features(args.n, args.seed)
+        result["baseline_rss_mb"] = current_rss_mb()
+        started = time.perf_counter()
+        result.update(MANIFOLD_IMPLS[args.impl](real, fake))
+        result["compute_seconds"] = time.perf_counter() - started
     else:
         import numpy as np
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from test_swd import nchw, oracle_swd
 
-from ganmetrics.metrics.swd import swd
+from ganmetrics.api import swd
 
 NUM_IMAGES = 256
 SIZE = 64

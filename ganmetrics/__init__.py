@@ -11,7 +11,9 @@ Public API (DESIGN.md §5)::
     gm.kid(gen, real)                  # (mean, std), torch-fidelity's definition
     gm.ms_ssim(x, y); gm.ms_ssim_diversity(gen)   # Progressive GAN's MS-SSIM
     gm.swd(gen, real)                  # Progressive GAN's Laplacian-pyramid SWD (×1e3)
-    gm.evaluate(gen, real, metrics=("fid", "kid", "is", "swd", "ms_ssim"))   # one pass for all
+    gm.precision_recall(gen, real)     # (precision, recall), k = 3, torch-fidelity's prc
+    gm.density_coverage(gen, real)     # (density, coverage), k = 5, prdc
+    gm.evaluate(gen, real, metrics=("fid", "kid", "is", "swd", "ms_ssim"))   # one pass for all (any registered)
     gm.report(gen, real, "report.html")   # every metric, sample grids and SWD chart in one HTML page
     gm.FID(real="shapes32")            # metric objects for training loops: update(batch), compute(), reset()
     gm.zoo.load("dcgan")               # a trained reference generator (gm.zoo, gm.train, gm.data load on use)
@@ -20,6 +22,16 @@ Public API (DESIGN.md §5)::
 import importlib
 
 from ._version import __version__
+from .api import (
+    compute_stats,
+    density_coverage,
+    fid,
+    inception_score,
+    kid,
+    ms_ssim_diversity,
+    precision_recall,
+    swd,
+)
 from .errors import (
     CheckpointError,
     GanmetricsError,
@@ -30,15 +42,10 @@ from .errors import (
     WeightsError,
 )
 from .evaluate import evaluate
-from .features import compute_stats
 from .frechet import frechet_distance
 from .html_report import report
 from .metric_objects import FID, KID, InceptionScore
-from .metrics.fid import fid
-from .metrics.inception_score import inception_score
-from .metrics.kid import kid
-from .metrics.ms_ssim import ms_ssim, ms_ssim_diversity
-from .metrics.swd import swd
+from .metrics.ms_ssim import ms_ssim
 from .stats import FeatureStats, load_stats
 
 __all__ = [
@@ -55,6 +62,7 @@ __all__ = [
     "WeightsError",
     "__version__",
     "compute_stats",
+    "density_coverage",
     "evaluate",
     "fid",
     "frechet_distance",
@@ -63,6 +71,7 @@ __all__ = [
     "report",
     "ms_ssim",
     "ms_ssim_diversity",
+    "precision_recall",
     "swd",
     "load_stats",
 ]

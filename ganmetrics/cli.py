@@ -63,16 +63,41 @@ def _add_comparison(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_metric_options(parser: argparse.ArgumentParser, *, metrics_default: str | None, metrics_help: str) -> None:
-    """The options of the metrics computed in one pass (``eval`` and ``report``)."""
+    """``--metrics``, ``--seed`` and every registered metric's options (``eval`` and ``report``)."""
+    from .metrics.base import option_flag
+
     parser.add_argument("--metrics", default=metrics_default, help=metrics_help)
-    parser.add_argument("--seed", type=int, default=0, help="seed of KID subsets and SWD draws (default: 0)")
-    parser.add_argument("--kid-subsets", type=_positive_int, default=100)
-    parser.add_argument("--kid-subset-size", type=_positive_int, default=1000)
-    parser.add_argument("--is-splits", type=_positive_int, default=10)
-    parser.add_argument("--ms-ssim-pairs", type=_positive_int, default=10000,
-                        help="at most this many image pairs of A for MS-SSIM (default: 10000)")
-    parser.add_argument("--swd-images", type=_positive_int, default=None,
-                        help="SWD on the first N images of each set (default: all of A)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw of the metrics (default: 0)")
+    for key, spec in _metric_option_specs().items():
+        default = spec.default
+        parser.add_argument(option_flag(key), dest=key, default=default,
+                            type=_option_type(spec), help=(spec.metadata.get("help") or "")
+                            + ("" if default is None or "default" in spec.metadata.get("help", "")
+                               else f" (default: {default})"))
+
+
+def _metric_option_specs() -> dict:
+    """Every registered metric's options that have a CLI flag: ``{"kid_subsets": dataclass field, ...}``."""
+    from .metrics.base import option_fields
+
+    return {key: spec for key, spec in option_fields().items() if spec.metadata.get("cli", True)}
+
+
+def _option_type(spec):
+    if spec.metadata.get("kind", int) is float:
+        return _value_range
+    return {1: _positive_int, 0: _non_negative_int}.get(spec.metadata.get("minimum"), _integer)
+
+
+def metric_options(args: argparse.Namespace) -> dict:
+    """The metrics' options of parsed ``eval`` / ``report`` arguments, as :func:`ganmetrics.evaluate` keywords."""
+    return {key: getattr(args, key) for key in _metric_option_specs() if hasattr(args, key)}
+
+
+def _metric_list() -> str:
+    from .metrics.base import metric_names
+
+    return ", ".join(metric_names())
 
 
 def _integer(text: str) -> int:
@@ -123,14 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(stats)
     _add_value_range(stats)
 
-    evaluate = commands.add_parser("eval", help="several metrics in one pass (fid, kid, is, swd, ms_ssim)",
+    evaluate = commands.add_parser("eval", help=f"several metrics in one pass ({_metric_list()})",
                                    description="Evaluate A (generated) against B (reference) with several metrics; "
                                                "each image is decoded once and goes through Inception once.")
     evaluate.add_argument("a", metavar="A")
     evaluate.add_argument("b", metavar="B", nargs="?", default=None,
                           help="reference set (not needed for is and ms_ssim alone)")
     _add_metric_options(evaluate, metrics_default="fid,kid,is,swd,ms_ssim",
-                        metrics_help="comma-separated list of fid, kid, is, swd, ms_ssim (default: all)")
+                        metrics_help=f"comma-separated list of {_metric_list()} (default: %(default)s)")
     _add_comparison(evaluate)
     _add_common(evaluate)
     _add_value_range(evaluate)
@@ -148,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--grid-images", type=_positive_int, default=64,
                         help="images of each set shown in its grid (default: 64)")
     _add_metric_options(report, metrics_default=None,
-                        metrics_help="comma-separated list of fid, kid, is, swd, ms_ssim (default: every metric that "
+                        metrics_help=f"comma-separated list of {_metric_list()} (default: every metric that "
                                      "applies; the page says why one does not)")
     _add_comparison(report)
     _add_common(report)
@@ -247,14 +272,14 @@ def _extraction_kwargs(args: argparse.Namespace) -> dict:
 
 
 def cmd_fid(args: argparse.Namespace) -> int:
-    from .metrics.fid import fid_from_stats, resolve_stats_pair
+    from .evaluate import run
 
     if args.curve is not None:
         check_writable(args.curve, what="--curve")
     start = time.perf_counter()
-    gen_stats, real_stats = resolve_stats_pair(args.a, args.b, num_samples=args.num_samples,
-                                               keep_gen_features=args.curve is not None, **_extraction_kwargs(args))
-    value = fid_from_stats(gen_stats, real_stats, strict=not args.no_strict)
+    scores, sets = run(args.a, args.b, ("fid",), num_samples=args.num_samples, strict=not args.no_strict,
+                       keep_gen_features=args.curve is not None, **_extraction_kwargs(args))
+    value, gen_stats, real_stats = scores["fid"], sets["gen"].stats, sets["real"].stats
     result = {"fid": value, "protocol": args.protocol, "num_samples": [gen_stats.num_samples, real_stats.num_samples],
               "seconds": round(time.perf_counter() - start, 3)}
     text = f"FID: {value:.6f}"
@@ -276,7 +301,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from .features import compute_stats
+    from .api import compute_stats
 
     output = args.output if args.output.lower().endswith(".npz") else args.output + ".npz"  # as FeatureStats.save
     check_writable(output, what="-o")
@@ -292,19 +317,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def format_results(result: dict) -> str:
     """Human-readable lines for an :func:`ganmetrics.evaluate` result."""
-    lines = []
-    if "fid" in result:
-        lines.append(f"FID      {result['fid']:.6f}")
-    if "kid" in result:
-        std = result["kid"]["std"]
-        lines.append(f"KID      {result['kid']['mean']:.6f} ± " + ("n/a" if std is None else f"{std:.6f}"))
-    if "is" in result:
-        lines.append(f"IS       {result['is']['mean']:.6f} ± {result['is']['std']:.6f}")
-    if "swd" in result:
-        levels = ", ".join(f"{res}px {value:.4f}" for res, value in result["swd"]["levels"].items())
-        lines.append(f"SWD×1e3  avg {result['swd']['avg']:.4f}  ({levels})")
-    if "ms_ssim" in result:
-        lines.append(f"MS-SSIM  {result['ms_ssim']:.6f}")
+    from .metrics.base import registry
+
+    lines = [metric.line(result[name]) for name, metric in registry().items() if name in result]
     lines.append(f"protocol {result['protocol']}, images {result['num_samples']}")
     return "\n".join(lines)
 
@@ -314,9 +329,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result = evaluate(args.a, args.b, metrics=args.metrics, num_samples=args.num_samples, seed=args.seed,
-                      strict=not args.no_strict, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
-                      is_splits=args.is_splits, ms_ssim_num_pairs=args.ms_ssim_pairs, swd_num_images=args.swd_images,
-                      **_extraction_kwargs(args))
+                      strict=not args.no_strict, **metric_options(args), **_extraction_kwargs(args))
     result["seconds"] = round(time.perf_counter() - start, 3)
     _emit(result, args.json, format_results(result))
     return EXIT_OK
@@ -326,11 +339,10 @@ def report_settings(args: argparse.Namespace):
     """The :class:`~ganmetrics.html_report.ReportSettings` of parsed ``ganmetrics report`` arguments."""
     from .html_report import ReportSettings
 
-    return ReportSettings(
+    return ReportSettings.of(
         metrics=args.metrics, protocol=args.protocol, num_samples=args.num_samples, seed=args.seed,
-        kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, is_splits=args.is_splits,
-        ms_ssim_pairs=args.ms_ssim_pairs, swd_images=args.swd_images, grid_images=args.grid_images,
-        strict=not args.no_strict, weights=args.weights, value_range=tuple(args.value_range))
+        grid_images=args.grid_images, strict=not args.no_strict, weights=args.weights,
+        value_range=tuple(args.value_range), **metric_options(args))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -351,7 +363,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .data.synthetic import render_images
-    from .metrics.fid import fid_from_stats, resolve_stats_pair
+    from .evaluate import run
 
     print(f"rendering {args.num_images} 'shapes' and {args.num_images} 'blobs' images (32x32)...", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="ganmetrics-demo-") as tmp:
@@ -360,9 +372,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             sets[style] = Path(tmp) / f"{style}.npy"
             np.save(sets[style], render_images(style, args.num_images, seed=args.seed))
         start = time.perf_counter()
-        gen_stats, real_stats = resolve_stats_pair(str(sets["blobs"]), str(sets["shapes"]), num_samples=None,
-                                                   **_extraction_kwargs(args))
-        value = fid_from_stats(gen_stats, real_stats)
+        scores, data = run(str(sets["blobs"]), str(sets["shapes"]), ("fid",), **_extraction_kwargs(args))
+    value, gen_stats, real_stats = scores["fid"], data["gen"].stats, data["real"].stats
     result = {"fid": value, "protocol": args.protocol, "num_samples": [gen_stats.num_samples, real_stats.num_samples],
               "seconds": round(time.perf_counter() - start, 3)}
     _emit(result, args.json, f"FID(blobs, shapes) = {value:.4f}  [protocol {args.protocol}, "

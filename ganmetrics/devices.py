@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from .distributed import local_device
@@ -49,3 +52,14 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
     if device is None:
         return local_device() or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return check_device(device)
+
+
+@contextlib.contextmanager
+def tf32_disabled() -> Iterator[None]:
+    """Disable TF32 in cuBLAS and cuDNN for the duration (float32 convolutions and matmuls)."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn

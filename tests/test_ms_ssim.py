@@ -9,12 +9,12 @@ import pytest
 import torch
 from scipy.signal import correlate2d
 
+from ganmetrics.api import ms_ssim_diversity
 from ganmetrics.errors import InputError
 from ganmetrics.metrics.ms_ssim import (
     MSSSIMDiversity,
     gaussian_window,
     ms_ssim,
-    ms_ssim_diversity,
     window_schedule,
 )
 

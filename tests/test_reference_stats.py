@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ganmetrics.metrics.fid import as_stats
+from ganmetrics.api import as_stats
 from ganmetrics.reference import available_references, reference_dir
 from ganmetrics.stats import FEATURE_NAME
 from ganmetrics.weights import sha256_file

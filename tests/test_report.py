@@ -105,7 +105,7 @@ def test_swd_chart_bars_are_the_levels_to_scale(cli_report):
 
 
 def test_reproduce_command_parses_back_to_the_same_settings(tmp_path):
-    settings = ReportSettings(metrics="kid,FID", protocol="clean", seed=3, num_samples=100, swd_images=64,
+    settings = ReportSettings.of(metrics="kid,FID", protocol="clean", seed=3, num_samples=100, swd_num_images=64,
                               grid_images=9, strict=False, weights=str(tmp_path / "w.pth"))
     command = reproduce_command(str(tmp_path), "shapes32", "r.html", settings, title="A & 'B'")
     args = build_parser().parse_args(shlex.split(command)[1:])

@@ -14,6 +14,7 @@ import pytest
 import torch
 from scipy.ndimage import correlate1d
 
+from ganmetrics.api import swd
 from ganmetrics.data.synthetic import render_images
 from ganmetrics.errors import InputError
 from ganmetrics.metrics import swd as swd_module
@@ -27,7 +28,6 @@ from ganmetrics.metrics.swd import (
     patch_centres,
     projection_directions,
     pyramid_resolutions,
-    swd,
     swd_from_descriptors,
     upsample,
 )

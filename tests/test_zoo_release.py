@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganmetrics.api import compute_stats
 from ganmetrics.data.builtin import render_dataset
-from ganmetrics.features import compute_stats
 from ganmetrics.train import TrainConfig, distributed
 from ganmetrics.train.loop import Trainer
 from ganmetrics.zoo.checkpoints import load, read_manifest

@@ -12,10 +12,14 @@ like torch-fidelity; ``shuffle=False`` keeps the input order like the original T
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, WeightsError
+from ..inception import NO_CLASSIFIER
+from .base import HIGHER, LOGITS, Context, Metric, SetData, option, register
 
 TORCH_FIDELITY_SHUFFLE_SEED = 2020
 
@@ -45,18 +49,31 @@ def inception_score_from_logits(logits, *, splits: int = 10, shuffle: bool = Tru
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def inception_score(gen, *, splits: int = 10, num_samples: int | None = None, shuffle: bool = True,
-                    shuffle_seed: int = TORCH_FIDELITY_SHUFFLE_SEED, **kwargs) -> tuple[float, float]:
-    """Inception Score ``(mean, std)`` of ``gen`` (folder, zip, array, tensor, DataLoader or generator).
+@dataclass(frozen=True)
+class ISOptions:
+    splits: int = option(10, help="splits of the samples; IS is their mean ± std")
+    shuffle: bool = option(True, kind=bool, minimum=None, cli=False)
+    shuffle_seed: int = option(TORCH_FIDELITY_SHUFFLE_SEED, minimum=0, cli=False)
 
-    Needs Inception weights with the classifier layer (pytorch-fid's
-    ``pt_inception-2015-12-05-6726825d.pth`` or NVIDIA's TorchScript); feature-only weights raise
-    :class:`~ganmetrics.errors.WeightsError` saying how to get them.  Other keyword arguments
-    (``batch_size``, ``device``, ``seed``, ``weights``, ``value_range``, ``progress``, ...) are those of
-    :func:`ganmetrics.evaluate`.
-    """
-    from ..evaluate import evaluate
 
-    result = evaluate(gen, None, metrics=("is",), num_samples=num_samples, is_splits=splits, is_shuffle=shuffle,
-                      is_shuffle_seed=shuffle_seed, **kwargs)
-    return result["is"]["mean"], result["is"]["std"]
+@register
+class ISMetric(Metric):
+    name, title, label, order, direction = "is", "Inception Score", "IS", 30, HIGHER
+    aliases = ("isc", "inception_score")
+    sides = 1
+    needs = frozenset({LOGITS})
+    Options = ISOptions
+    meaning = "Inception Score of A, exp E[KL(p(y|x) ‖ p(y))], mean ± std over splits; higher is better."
+
+    def unavailable(self, gen, real, options: ISOptions, ctx: Context) -> str | Exception | None:
+        if ctx.has_classifier is False:
+            return WeightsError(NO_CLASSIFIER)
+        return super().unavailable(gen, real, options, ctx)
+
+    def compute(self, gen: SetData, real: SetData | None, options: ISOptions, ctx: Context) -> dict:
+        mean, std = inception_score_from_logits(gen.logits, splits=options.splits, shuffle=options.shuffle,
+                                                shuffle_seed=options.shuffle_seed)
+        return {"mean": mean, "std": std}
+
+    def detail(self, options: ISOptions, protocol: str, num_images: list[int]) -> str:
+        return f"{options.splits} splits"

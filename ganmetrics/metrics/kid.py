@@ -17,11 +17,14 @@ sets, so there is no spread to measure: the std is ``None`` (its ~1e-16 would be
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..errors import InputError, spelled
+from ..stats import check_compatible
+from .base import KEPT_FEATURES, LOWER, Context, Metric, SetData, option, register
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, *, degree: int = 3, gamma: float | None = None,
@@ -74,16 +77,29 @@ def kid_from_features(features_1, features_2, *, subsets: int = 100, subset_size
     return float(mmds.mean()), None if whole else float(mmds.std())
 
 
-def kid(gen, real, *, subsets: int = 100, subset_size: int = 1000, degree: int = 3, gamma: float | None = None,
-        coef0: float = 1.0, seed: int = 0, **kwargs) -> tuple[float, float | None]:
-    """KID ``(mean, std)`` between ``gen`` and ``real``.
+@dataclass(frozen=True)
+class KIDOptions:
+    subsets: int = option(100, help="random subsets whose MMD² is averaged")
+    subset_size: int = option(1000, help="samples drawn from each set per subset (at most the smaller set)")
+    degree: int = option(3, help="degree of the polynomial kernel")
+    gamma: float | None = option(None, kind=float, minimum=None, help="kernel scale γ (default 1/d)")
+    coef0: float = option(1.0, kind=float, minimum=None, help="kernel offset c0")
 
-    ``real`` may also be a statistics file or :class:`~ganmetrics.FeatureStats` saved with
-    ``keep_features=True``.  ``seed`` seeds the subset draws (and a generator's latents).  Other
-    keyword arguments are those of :func:`ganmetrics.evaluate`.
-    """
-    from ..evaluate import evaluate
 
-    result = evaluate(gen, real, metrics=("kid",), seed=seed, kid_subsets=subsets, kid_subset_size=subset_size,
-                      kid_degree=degree, kid_gamma=gamma, kid_coef0=coef0, **kwargs)
-    return result["kid"]["mean"], result["kid"]["std"]
+@register
+class KIDMetric(Metric):
+    name, title, order, direction = "kid", "KID", 20, LOWER
+    needs = frozenset({KEPT_FEATURES})
+    Options = KIDOptions
+    meaning = ("Kernel Inception distance: unbiased MMD² with the cubic polynomial kernel, mean ± std over random "
+               "subsets; lower is closer, unbiased at small N.")
+
+    def compute(self, gen: SetData, real: SetData, options: KIDOptions, ctx: Context) -> dict:
+        check_compatible(gen.stats, real.stats, strict=ctx.strict)
+        mean, std = kid_from_features(gen.stats.features, real.stats.features, subsets=options.subsets,
+                                      subset_size=options.subset_size, degree=options.degree, gamma=options.gamma,
+                                      coef0=options.coef0, seed=ctx.seed, device=ctx.device)
+        return {"mean": mean, "std": std}
+
+    def detail(self, options: KIDOptions, protocol: str, num_images: list[int]) -> str:
+        return f"{options.subsets} subsets of min({options.subset_size}, N)"

@@ -9,15 +9,27 @@ nearest neighbour among the real features (itself not counted), ``r(y_j)`` likew
 
 ``≼`` is ``≤`` in torch-fidelity's precision/recall and ``<`` in ``prdc`` (``strict``).  Distances are float64
 (``‖a‖² + ‖b‖² − 2a·b`` on float64 copies, rounding ~1e-16 relative, against float32's ~1e-7 in the peers),
-computed ``block`` rows at a time, so memory is ``O(block · max(N, M))`` whatever N and M.
+computed ``block`` rows at a time, so memory is ``O(block · max(N, M))`` whatever N and M: by default
+``block = max(1, 2²⁴ // max(N, M))`` rows, 128 MiB of float64 distances per block (a few such buffers live at
+once: under 1 GiB at 50,000 × 50,000), beside the features themselves.
+
+The metric objects (precision, recall: k = 3, ``≤``; density, coverage: k = 5, ``<``) live in
+:mod:`~ganmetrics.metrics.precision_recall` and :mod:`~ganmetrics.metrics.density_coverage`; they share one
+computation per ``(k, strict)`` through :func:`scores_of_sets`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from ..errors import InputError
+from ..stats import check_compatible
+from .base import Context, SetData
+
+BLOCK_ELEMENTS = 1 << 24  # distances per block: 128 MiB of float64
 DEFAULT_BLOCK = 1024
 
 
@@ -66,3 +78,19 @@ def manifold_scores(real: torch.Tensor, fake: torch.Tensor, k: int, *, strict: b
         real_covered[start:start + d.shape[0]] = inside(d.min(dim=1).values, radius[:, 0])
     return ManifoldScores(precision=fake_covered.double().mean().item(), recall=real_recalled.double().mean().item(),
                           density=fake_balls_in.mean().item() / k, coverage=real_covered.double().mean().item())
+
+
+def scores_of_sets(gen: SetData, real: SetData, k: int, *, strict: bool, ctx: Context, what: str) -> ManifoldScores:
+    """:func:`manifold_scores` of two sets' kept features on ``ctx.device``, computed once per ``(k, strict)`` for
+    all the metrics of one evaluation (``what`` names them in errors)."""
+    key = ("manifold", k, strict)
+    if key not in ctx.cache:
+        check_compatible(gen.stats, real.stats, strict=ctx.strict)
+        fake, reals = (torch.as_tensor(np.asarray(s.stats.features)).to(ctx.device) for s in (gen, real))
+        fewest = min(len(fake), len(reals))
+        if fewest <= k:
+            raise InputError(f"{what} with k={k} nearest neighbours needs more than {k} images in each set, got "
+                             f"{len(fake)} and {len(reals)}; give more images or a smaller k")
+        block = max(1, BLOCK_ELEMENTS // max(len(fake), len(reals)))
+        ctx.cache[key] = manifold_scores(reals, fake, k, strict=strict, block=block)
+    return ctx.cache[key]

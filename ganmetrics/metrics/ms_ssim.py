@@ -21,17 +21,16 @@ torchmetrics compute another quantity (per-channel products averaged afterwards,
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..distributed import Shard, all_gather_concat, all_sum_int, current_shard, failing_together
+from ..distributed import Shard, all_gather_concat, all_sum_int
 from ..errors import InputError
-from ..features import progress_bar, resolve_device
-from ..sources import ImageBatch, ImageSource, is_generator, open_source
+from ..sources import ImageBatch
+from .base import IMAGES, Context, Metric, SetData, option, register
 
 K1 = 0.01
 K2 = 0.03
@@ -256,8 +255,9 @@ class MSSSIMDiversity:
             self._size = size
         return images.to(self.device) if self.device is not None else images
 
-    def update(self, images: ImageBatch) -> None:
-        """Score the complete pairs of ``images`` (uint8 ``[N, C, H, W]``, or a list of ``[C, H, W]``)."""
+    def update(self, images: ImageBatch, indices: Any = None) -> None:
+        """Score the complete pairs of ``images`` (uint8 ``[N, C, H, W]``, or a list of ``[C, H, W]``); pairs are
+        consecutive images of this stream, so ``indices`` (their places in the whole set) are not needed."""
         batch = self._as_batch(images)
         self.num_images += len(batch)
         if self.full or not len(batch):
@@ -285,6 +285,8 @@ class MSSSIMDiversity:
         merged.num_images = all_sum_int(self.num_images, shard)
         return merged
 
+    merged = merged_across_ranks
+
     def compute(self) -> float:
         """Mean MS-SSIM over the pairs scored so far."""
         if not self._num_pairs:
@@ -292,59 +294,28 @@ class MSSSIMDiversity:
         return math.fsum(torch.cat(self._values).tolist()) / self._num_pairs
 
 
-def _batches(images: ImageSource) -> Iterator[ImageBatch]:
-    """Iterate a source and close its generator (DataLoader workers) even when stopped early."""
-    batches = iter(images)
-    try:
-        yield from batches
-    finally:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
+@dataclass(frozen=True)
+class MSSSIMOptions:
+    num_pairs: int = option(10000, flag="--ms-ssim-pairs", help="at most this many image pairs of A (default: 10000)")
 
 
-def ms_ssim_diversity(gen, *, num_pairs: int = 10000, seed: int = 0, batch_size: int = 64, device=None,
-                      value_range: tuple[float, float] = (-1.0, 1.0), progress: bool = True,
-                      num_workers: int | None = None, z_dim: int | None = None,
-                      distributed: bool | None = None) -> float:
-    """Mean MS-SSIM over ``num_pairs`` pairs ``(image 2k, image 2k+1)`` of one set (Karras et al. 2018).
+@register
+class MSSSIMMetric(Metric):
+    name, title, order, direction = "ms_ssim", "MS-SSIM", 50, None
+    aliases = ("msssim", "ms-ssim")
+    sides = 1
+    needs = frozenset({IMAGES})
+    Options = MSSSIMOptions
+    meaning = "Mean MS-SSIM over pairs of images of A (Progressive GAN); lower is more diverse."
 
-    ``gen``: anything :func:`ganmetrics.sources.open_source` accepts; a generator draws
-    ``2·num_pairs`` images from ``seed``.  A finite set with fewer images uses all its complete pairs
-    (with a warning); fewer than 2 images is an error.  Lower means more diverse (PGGAN Table 1:
-    ~0.28 CelebA, ~0.06 LSUN Bedroom).  Under torchrun the pairs are sharded by rank and every rank
-    returns the same value, equal to the single-process one (``distributed=False``: this process alone).
-    """
-    if isinstance(num_pairs, bool) or not isinstance(num_pairs, int) or num_pairs < 1:
-        raise InputError(f"num_pairs must be an integer >= 1, got {num_pairs!r}")
-    target = resolve_device(device)
-    wanted = 2 * num_pairs
-    shard = current_shard(distributed)
-    local_wanted = shard.count(wanted)  # complete pairs: units of two images go to one rank
-    with failing_together(shard):
-        images = open_source(gen, num_samples=wanted if is_generator(gen) else None, batch_size=batch_size,
-                             seed=seed, value_range=value_range, device=target, num_workers=num_workers, z_dim=z_dim,
-                             shard=shard)
-        accumulator = MSSSIMDiversity.for_shard(shard, max_pairs=num_pairs, device=target)
-        with progress_bar(images, desc="ms-ssim", enabled=progress) as bar:
-            if images.num_images is not None:
-                bar.total = min(images.num_images, local_wanted)
-            for batch in _batches(images) if local_wanted else ():
-                accumulator.update(batch)
-                bar.update(min(len(batch), local_wanted - bar.n))
-                if accumulator.full:
-                    break
-    accumulator = accumulator.merged_across_ranks(shard)
-    if 0 < accumulator.num_pairs < num_pairs and shard.is_main:
-        unpaired = accumulator.num_images - 2 * accumulator.num_pairs
-        warnings.warn(
-            f"ms_ssim_diversity: {images.description} has only {accumulator.num_images} images, so "
-            f"{accumulator.num_pairs} pairs are used instead of num_pairs={num_pairs}"
-            + (f" ({unpaired} image left unpaired)" if unpaired else ""),
-            UserWarning, stacklevel=2,
-        )
-    return accumulator.compute()
+    def accumulator(self, role: str, options: MSSSIMOptions, ctx: Context, gen: SetData | None = None):
+        return MSSSIMDiversity.for_shard(ctx.shard, max_pairs=options.num_pairs)
+
+    def compute(self, gen: SetData, real: SetData | None, options: MSSSIMOptions, ctx: Context) -> float:
+        return gen.accumulators["ms_ssim"].compute()
+
+    def detail(self, options: MSSSIMOptions, protocol: str, num_images: list[int]) -> str:
+        return f"at most {options.num_pairs} pairs"
 
 
-__all__ = ["MSSSIMDiversity", "check_side_lengths", "gaussian_window", "ms_ssim", "ms_ssim_diversity",
-           "window_schedule"]
+__all__ = ["MSSSIMDiversity", "check_side_lengths", "gaussian_window", "ms_ssim", "window_schedule"]

@@ -55,7 +55,6 @@ batch size.  On the CPU the sorts use numpy's SIMD sort on a few threads (2–4�
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import mmap
 import os
@@ -65,6 +64,7 @@ import weakref
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +72,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..devices import resolve_device, tf32_disabled
 from ..distributed import (
     Shard,
     all_gather_objects,
+    all_sum_int,
     broadcast_object,
-    current_shard,
     failing_together,
     gather_rows,
 )
-from ..errors import InputError
-from ..features import progress_bar, resolve_device, tf32_disabled
-from ..sources import ImageBatch, ImageSource, is_generator, open_source
+from ..errors import InputError, spelled
+from ..sources import ImageBatch, ImageSource
+from .base import IMAGES, LOWER, Context, Metric, SetData, option, register
 
 MIN_RESOLUTION = 16
 PATCHES_PER_IMAGE = 128
@@ -308,12 +309,15 @@ class SWDDescriptors:
     normalises them per level and colour channel; :meth:`level` then reads them.  Patch
     centres come from ``(seed, stream, image index)``; use another ``stream`` for every set.
     ``capacity`` (the expected number of images, optional) allocates their storage up front.
+    ``limit``: only the images whose index in the whole set is below it are taken.
     """
 
     def __init__(self, *, seed: int = 0, stream: str = "real", device: torch.device | str | None = None,
                  max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES, temp_dir: str | os.PathLike | None = None,
-                 description: str = "images", capacity: int | None = None) -> None:
+                 description: str = "images", capacity: int | None = None, limit: int | None = None) -> None:
         self.seed, self.stream, self.description = int(seed), str(stream), description
+        self.limit = limit
+        self.total_images: int | None = None  # of every rank together, once merged
         self.device = resolve_device(device)
         self.max_memory_bytes = int(max_memory_bytes)
         self.capacity = capacity  # expected number of images: storage for them is allocated at once
@@ -345,6 +349,17 @@ class SWDDescriptors:
     def num_descriptors(self) -> int:
         return self.num_images * PATCHES_PER_IMAGE
 
+    @property
+    def full(self) -> bool:
+        """Never: which of a stream's images fall below ``limit`` is known per batch."""
+        return False
+
+    def merged(self, shard: Shard) -> SWDDescriptors:
+        """This rank's descriptors, with the images of every rank counted in ``total_images`` (collective); the
+        descriptors themselves are gathered when the SWD is computed (:func:`swd_across_ranks`)."""
+        self.total_images = all_sum_int(self.num_images, shard)
+        return self
+
     # -- accumulation
     def update(self, images: ImageBatch, indices: np.ndarray | None = None) -> None:
         """Add a uint8 ``[N, 3, H, W]`` batch: the next ``N`` images, whose indices in the whole set are
@@ -367,6 +382,11 @@ class SWDDescriptors:
                              f"{width}×{width}); SWD needs one size per set")
         if indices is None:
             indices = np.arange(self.num_images, self.num_images + len(images))
+        if self.limit is not None:
+            keep = int(np.count_nonzero(np.asarray(indices) < self.limit))
+            images, indices = images[:keep], indices[:keep]
+            if not keep:
+                return
         levels = laplacian_pyramid(images.to(self.device, torch.float32))
         self._store([self._descriptors(level, resolution, indices)
                      for level, resolution in zip(levels, self.resolutions)])
@@ -628,83 +648,6 @@ def swd_from_descriptors(a: SWDDescriptors, b: SWDDescriptors, *, seed: int = 0,
     return {"levels": levels, "avg": float(np.mean(list(levels.values())))}
 
 
-# ---------------------------------------------------------------------------------------------
-# the metric on image sources
-
-
-def _open_sets(inputs: dict[str, Any], num_images: int, **kwargs: Any) -> dict[str, ImageSource]:
-    """Both sets as sources of their first ``num_images`` images (this rank's share of them, with a ``shard``);
-    an error when a set has fewer."""
-    sources = {name: open_source(source, num_samples=num_images if is_generator(source) else None, **kwargs)
-               for name, source in inputs.items()}
-    counts = {name: source.total_images for name, source in sources.items()}  # None: unknown until read
-    if any(count is not None and count < num_images for count in counts.values()):
-        text = ", ".join(f"{name} has {'an unknown number of' if count is None else count} images"
-                         for name, count in counts.items())
-        fewest = min(count for count in counts.values() if count is not None)
-        raise InputError(f"SWD compares equal descriptor counts and needs num_images={num_images} images in each "
-                         f"set, but {text}; lower num_images (at most {fewest})")
-    for name, count in counts.items():
-        if count is not None and count > num_images:  # take the first num_images (no decoding beyond them)
-            sources[name] = open_source(inputs[name], num_samples=num_images, **kwargs)
-    return sources
-
-
-def _accumulate(descriptors: SWDDescriptors, source: ImageSource, num_images: int, progress: bool) -> None:
-    """Feed the first ``num_images`` images of ``source`` (this rank's share of them under sharding)."""
-    shard = source.shard
-    wanted = shard.count(num_images)
-    if wanted == 0:
-        return
-    with progress_bar(dataclasses.replace(source, num_images=wanted), desc=f"SWD {descriptors.description}",
-                      enabled=progress) as bar:
-        for batch in source:
-            if not isinstance(batch, torch.Tensor):
-                raise InputError(f"{descriptors.description} ({source.description}) mix image sizes; SWD needs "
-                                 "one square power-of-two size")
-            batch = batch[:wanted - descriptors.num_images]
-            done = descriptors.num_images
-            descriptors.update(batch, shard.global_index(np.arange(done, done + len(batch))))
-            bar.update(len(batch))
-            if descriptors.num_images == wanted:
-                return
-    raise InputError(f"{descriptors.description} ({source.description}) has only {descriptors.num_images} images "
-                     f"but SWD was asked for num_images={num_images} per set; lower num_images")
-
-
-def swd(gen, real, *, num_images: int = 8192, seed: int = 0, batch_size: int = 64, device=None,
-        value_range: tuple[float, float] = (-1.0, 1.0), progress: bool = True, num_workers: int | None = None,
-        z_dim: int | None = None, max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
-        distributed: bool | None = None) -> dict:
-    """Progressive GAN's sliced Wasserstein distance between ``gen`` and ``real``.
-
-    Returns ``{"levels": {resolution: SWD × 10³, ...} finest first, "avg": their mean}``.
-    ``gen`` / ``real``: anything :func:`~ganmetrics.sources.open_source` accepts (a generator
-    draws ``num_images`` samples with ``seed``); the first ``num_images`` images of each set
-    are used and both must have that many.  Images must be square with a power-of-two side
-    ≥ 16, the same in both sets.  ``max_memory_bytes`` bounds each set's in-RAM descriptors
-    (beyond it they go to temporary files; the value does not change).  Under torchrun each rank
-    takes its share of the images (patch centres keyed by the image's index in the whole set), rank 0
-    gathers the descriptors and computes, and every rank returns its result (``distributed=False``:
-    this process alone).
-    """
-    if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < 1:
-        raise InputError(f"num_images must be an integer >= 1, got {num_images!r}")
-    num_images = int(num_images)
-    device = resolve_device(device)
-    shard = current_shard(distributed)
-    settings = dict(seed=seed, device=device, max_memory_bytes=max_memory_bytes, capacity=shard.count(num_images))
-    with SWDDescriptors(stream="fake", description="gen images", **settings) as fake, \
-            SWDDescriptors(stream="real", description="real images", **settings) as reals:
-        with failing_together(shard):
-            sources = _open_sets({"gen": gen, "real": real}, num_images, batch_size=batch_size, seed=seed,
-                                 value_range=value_range, device=device, num_workers=num_workers, z_dim=z_dim,
-                                 shard=shard)
-            _accumulate(fake, sources["gen"], num_images, progress)
-            _accumulate(reals, sources["real"], num_images, progress)
-        return swd_across_ranks(fake, reals, shard, seed=seed, device=device)
-
-
 def swd_across_ranks(fake: SWDDescriptors, real: SWDDescriptors, shard: Shard, *, seed: int = 0, device=None) -> dict:
     """:func:`swd_from_descriptors` of the whole sets from every rank's share (collective): rank 0 gathers and
     computes, every rank returns the result."""
@@ -719,5 +662,69 @@ def swd_across_ranks(fake: SWDDescriptors, real: SWDDescriptors, shard: Shard, *
     return broadcast_object(result, shard)
 
 
-__all__ = ["SWDDescriptors", "laplacian_pyramid", "patch_centres", "projection_directions", "swd",
+@dataclass(frozen=True)
+class SWDOptions:
+    num_images: int | None = option(None, flag="--swd-images",
+                                    help="SWD on the first N images of each set (default: all of A)")
+
+
+@register
+class SWDMetric(Metric):
+    name, title, label, order, direction = "swd", "SWD ×10³ (avg)", "SWD×1e3", 40, LOWER
+    needs = frozenset({IMAGES})
+    Options = SWDOptions
+    meaning = ("Sliced Wasserstein distance of 7×7 Laplacian-pyramid patches (Progressive GAN), mean over the levels "
+               "below; lower is closer.")
+
+    def unavailable(self, gen, real, options: SWDOptions, ctx: Context) -> str | None:
+        reason = super().unavailable(gen, real, options, ctx)
+        if reason:
+            return reason
+        sizes = [ctx.image_sizes.get(role) for role in ("gen", "real")]
+        try:
+            for size, what in zip(sizes, (spelled("gen images", "A's images"), spelled("real images", "B's images"))):
+                if size is not None:
+                    check_image_size(*size, what)
+        except InputError as exc:
+            return str(exc)
+        if None not in sizes and sizes[0] != sizes[1]:
+            return (f"{spelled('gen', 'A')}'s images are {sizes[0][0]} px and {spelled('real', 'B')}'s "
+                    f"{sizes[1][0]} px; SWD compares sets of one size")
+        if isinstance(gen, ImageSource) and isinstance(real, ImageSource) and None not in (gen.total_images,
+                                                                                            real.total_images):
+            wanted = min(gen.total_images, options.num_images or gen.total_images)
+            if real.total_images < wanted:
+                return self._too_few(wanted, real.total_images)
+        return None
+
+    @staticmethod
+    def _too_few(wanted: int, available: int) -> str:
+        return (f"SWD compares equal-sized sets: {spelled('gen', 'A')} has {wanted} images but {spelled('real', 'B')} "
+                f"only {available}; pass {spelled('swd_num_images', '--swd-images')} <= {available}")
+
+    def accumulator(self, role: str, options: SWDOptions, ctx: Context, gen: SetData | None = None) -> SWDDescriptors:
+        # the reference takes as many images as the generated set gave (all sets alike when scored alone)
+        limit = gen.accumulators["swd"].total_images if role == "real" and gen is not None else options.num_images
+        description = spelled("gen images", "A's images") if role == "gen" else spelled("real images", "B's images")
+        return SWDDescriptors(seed=ctx.seed, stream="fake" if role == "gen" else "real", device=ctx.device,
+                              description=description, limit=limit)
+
+    def compute(self, gen: SetData, real: SetData, options: SWDOptions, ctx: Context) -> dict:
+        fake, reals = gen.accumulators["swd"], real.accumulators["swd"]
+        if reals.total_images < fake.total_images:
+            raise InputError(self._too_few(fake.total_images, reals.total_images))
+        return swd_across_ranks(fake, reals, ctx.shard, seed=ctx.seed, device=ctx.device)
+
+    def short(self, value: dict) -> str:
+        return f"{value['avg']:.4f}"
+
+    def line(self, value: dict) -> str:
+        levels = ", ".join(f"{res}px {v:.4f}" for res, v in value["levels"].items())
+        return f"SWD×1e3  avg {value['avg']:.4f}  ({levels})"
+
+    def detail(self, options: SWDOptions, protocol: str, num_images: list[int]) -> str:
+        return f"the first {min(num_images[0], options.num_images or num_images[0])} images of each set"
+
+
+__all__ = ["SWDDescriptors", "laplacian_pyramid", "patch_centres", "projection_directions",
            "swd_from_descriptors"]

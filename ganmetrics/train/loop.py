@@ -266,7 +266,7 @@ class Trainer:
     def reference_stats(self):
         """Real statistics for the periodic FID (rank 0): the given reference; for a built-in set its bundled
         statistics; else the training set's first images, cached as ``out/reference_stats.npz``."""
-        from ..metrics.fid import as_stats
+        from ..api import as_stats
         from ..reference import available_references
 
         if self.cfg.fid_reference:
@@ -286,7 +286,7 @@ class Trainer:
         """FID of the EMA generator (``fid_samples`` samples, seed 0) on rank 0; other ranks wait."""
         value = None
         if self.world.is_main:
-            from ..metrics.fid import fid
+            from ..api import fid
 
             value = fid(self.G_ema, self.reference_stats(), num_samples=self.cfg.fid_samples,
                         device=self.world.device, progress=self.cfg.progress, seed=0, distributed=False)

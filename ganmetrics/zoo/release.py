@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..api import fid
 from ..atomic import atomic_write
 from ..imageio import save_png
-from ..metrics.fid import fid
 from ..plots import image_grid
 from ..sources import quantize
 from ..train import TrainConfig, train

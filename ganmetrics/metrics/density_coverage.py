@@ -1,0 +1,40 @@
+"""Density and coverage (Naeem et al. 2020, "Reliable Fidelity and Diversity Metrics for Generative Models"), as
+``prdc`` 0.2: k-NN balls (k = 5) around the real pool3 features, ``<`` at the ball's edge.  density = mean number
+of real balls a generated sample lies in, over k (can exceed 1); coverage = share of real samples whose ball holds
+a generated sample.  The math: :mod:`ganmetrics.metrics.manifold`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import HIGHER, KEPT_FEATURES, Context, Metric, SetData, option, register
+from .manifold import scores_of_sets
+
+
+@dataclass(frozen=True)
+class DCOptions:
+    k: int = option(5, help="nearest neighbours of density and coverage's balls (default: 5)")
+
+
+class _DensityCoverage(Metric):
+    direction, needs, Options, prefix = HIGHER, frozenset({KEPT_FEATURES}), DCOptions, "dc"
+
+    def compute(self, gen: SetData, real: SetData, options: DCOptions, ctx: Context) -> float:
+        return getattr(scores_of_sets(gen, real, options.k, strict=True, ctx=ctx, what="density/coverage"),
+                       self.name)
+
+    def detail(self, options: DCOptions, protocol: str, num_images: list[int]) -> str:
+        return f"k = {options.k}, pool3 features"
+
+
+@register
+class DensityMetric(_DensityCoverage):
+    name, title, order = "density", "Density", 70
+    meaning = "Mean count of B's k-NN balls holding each of A's samples, over k (fidelity); higher is better."
+
+
+@register
+class CoverageMetric(_DensityCoverage):
+    name, title, order = "coverage", "Coverage", 71
+    meaning = "Share of B's samples whose k-NN ball holds one of A's samples (diversity); higher is better."

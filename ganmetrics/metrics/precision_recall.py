@@ -1,0 +1,40 @@
+"""Improved precision and recall (Kynkäänniemi et al. 2019, "Improved Precision and Recall Metric for Assessing
+Generative Models"), as torch-fidelity 0.4's ``prc``: k-NN balls (k = 3) around each set's pool3 features,
+``≤`` at the ball's edge.  precision = share of generated samples inside some real ball (fidelity); recall =
+share of real samples inside some generated ball (diversity).  The math: :mod:`ganmetrics.metrics.manifold`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import HIGHER, KEPT_FEATURES, Context, Metric, SetData, option, register
+from .manifold import scores_of_sets
+
+
+@dataclass(frozen=True)
+class PROptions:
+    k: int = option(3, help="nearest neighbours of precision and recall's manifolds (default: 3)")
+
+
+class _PrecisionRecall(Metric):
+    direction, needs, Options, prefix = HIGHER, frozenset({KEPT_FEATURES}), PROptions, "pr"
+
+    def compute(self, gen: SetData, real: SetData, options: PROptions, ctx: Context) -> float:
+        return getattr(scores_of_sets(gen, real, options.k, strict=False, ctx=ctx, what="precision/recall"),
+                       self.name)
+
+    def detail(self, options: PROptions, protocol: str, num_images: list[int]) -> str:
+        return f"k = {options.k}, pool3 features"
+
+
+@register
+class PrecisionMetric(_PrecisionRecall):
+    name, title, order = "precision", "Precision", 60
+    meaning = "Share of A's samples inside the k-NN manifold of B's features (fidelity); higher is better."
+
+
+@register
+class RecallMetric(_PrecisionRecall):
+    name, title, order = "recall", "Recall", 61
+    meaning = "Share of B's samples inside the k-NN manifold of A's features (diversity); higher is better."
