@@ -179,22 +179,36 @@ STATS_IMPLS = {"ganmetrics": stats_ganmetrics, "numpy-cov": stats_numpy_cov}
 
 
 def manifold_features(n: int, seed: int):
-    """The k-NN benchmark's two sets: ``n`` real-like and ``n`` slightly shifted generated-like feature vectors."""
+    """The k-NN benchmark's two sets of ``n`` pool3-like vectors: non-negative, of low intrinsic dimension (64
+    latent factors mixed into 2048, plus noise) like Inception features — i.i.d. 2048-d draws would put every point
+    outside every k-NN ball.  The generated set's latents are 1.1 times wider, so no score is 0 or 1."""
     import numpy as np
     import torch
 
-    real = np.concatenate(list(feature_batches(n, 1000, seed)))
-    fake = np.concatenate(list(feature_batches(n, 1000, seed + 1))) * np.float32(1.02) + np.float32(0.02)
-    return torch.from_numpy(real), torch.from_numpy(fake)
+    mixing = np.random.default_rng([seed, 1 << 30]).standard_normal((64, FEATURE_DIM)).astype(np.float32) / 8
+
+    def draw(stream: int, spread: float):
+        rng = np.random.default_rng([seed, stream])
+        latents = rng.standard_normal((n, 64)).astype(np.float32) * np.float32(spread)
+        noise = np.abs(rng.standard_normal((n, FEATURE_DIM)).astype(np.float32)) * np.float32(0.05)
+        return torch.from_numpy(np.abs(latents @ mixing) + noise)
+
+    return draw(1, 1.0), draw(2, 1.1)
 
 
 def manifold_ganmetrics(real, fake) -> dict:
-    from ganmetrics.metrics.manifold import BLOCK_ELEMENTS, manifold_scores
+    from ganmetrics.metrics.manifold import manifold_scores_many
 
-    block = max(1, BLOCK_ELEMENTS // len(real))
-    prc = manifold_scores(real, fake, 3, strict=False, block=block)
-    dc = manifold_scores(real, fake, 5, strict=True, block=block)
+    scores = manifold_scores_many(real, fake, [(3, False), (5, True)])  # as evaluate() computes all four
+    prc, dc = scores[(3, False)], scores[(5, True)]
     return {"precision": prc.precision, "recall": prc.recall, "density": dc.density, "coverage": dc.coverage}
+
+
+def manifold_ganmetrics_prc(real, fake) -> dict:
+    from ganmetrics.metrics.manifold import manifold_scores
+
+    scores = manifold_scores(real, fake, 3, strict=False)  # precision and recall alone, as torch-fidelity's prc
+    return {"precision": scores.precision, "recall": scores.recall}
 
 
 def manifold_torch_fidelity(real, fake) -> dict:
@@ -209,7 +223,8 @@ def manifold_prdc(real, fake) -> dict:
     return {"density": float(result["density"]), "coverage": float(result["coverage"])}
 
 
-MANIFOLD_IMPLS = {"ganmetrics": manifold_ganmetrics, "torch-fidelity": manifold_torch_fidelity,
+MANIFOLD_IMPLS = {"ganmetrics": manifold_ganmetrics, "ganmetrics-prc": manifold_ganmetrics_prc,
+                  "torch-fidelity": manifold_torch_fidelity,
                   "prdc": manifold_prdc}
 
 

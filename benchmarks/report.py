@@ -1,6 +1,6 @@
 """Write the benchmark table (benchmarks/README.md) from a pytest-benchmark JSON file.
 
-    python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json
+    python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json --ignore=benchmarks/test_bench_manifold.py
     python -m benchmarks.report benchmarks/results-cpu.json [more.json ...] -o benchmarks/README.md
 
 Every suite parametrises its test by implementation ("ganmetrics", then the peers) inside one
@@ -33,8 +33,9 @@ ganmetrics side by side with the peers, each suite in one pytest run on the same
 same group (> 1: ganmetrics is faster). Regenerate with:
 
 ```bash
-python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json
-python -m benchmarks.report benchmarks/results-cpu.json benchmarks/results-train.json -o benchmarks/README.md
+python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json --ignore=benchmarks/test_bench_manifold.py
+python -m pytest benchmarks/test_bench_manifold.py --benchmark-only --benchmark-json=benchmarks/results-manifold.json
+python -m benchmarks.report benchmarks/results-cpu.json benchmarks/results-train.json benchmarks/results-manifold.json -o benchmarks/README.md
 ```
 
 Training throughput of the zoo's models (seconds per iteration; the variants of each model side by side, with

@@ -118,6 +118,8 @@ def run(gen, real, metrics: str | Iterable[str], *, protocol: str = DEFAULT_PROT
                                     progress=progress)
         result: dict = {"protocol": protocol, "num_samples": [data[role].num_images for role in data]}
         for name in chosen:
+            known[name].prepare(chosen_options[name], ctx)
+        for name in chosen:
             result[name] = known[name].compute(data["gen"], data.get("real"), chosen_options[name], ctx)
     finally:
         for side in data.values():

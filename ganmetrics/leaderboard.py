@@ -313,6 +313,8 @@ def score_generator(generator, tier: Tier, real: SetData, reference: FeatureStat
     scores: dict = dict.fromkeys(METRIC_KEYS)
     try:
         for metric in metrics:
+            known[metric].prepare(options[metric], ctx)
+        for metric in metrics:
             uses_reference = known[metric].needs <= {FEATURES} and KEPT_FEATURES not in known[metric].needs
             scores[metric] = known[metric].compute(gen, against_reference if uses_reference else real,
                                                    options[metric], ctx)

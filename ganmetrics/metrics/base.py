@@ -100,7 +100,7 @@ class Metric:
         """What the pass over ``role``'s set collects for this metric."""
         return self.needs if role == "gen" or self.sides == 2 else frozenset()
 
-    # -- the three steps
+    # -- the steps
     def unavailable(self, gen: Any, real: Any, options: Any, ctx: Context) -> str | Exception | None:
         """Why this metric cannot apply to these inputs (each an opened ImageSource, a FeatureStats or None),
         checked before any image is read: a message (or the error to raise); None when it can."""
@@ -123,6 +123,9 @@ class Metric:
         """A fresh accumulator of ``role``'s uint8 batches (IMAGES metrics): ``update(batch, indices)``, ``full``,
         ``merged(shard)``.  ``gen``: the generated set's data, when ``role`` is "real"."""
         raise NotImplementedError
+
+    def prepare(self, options: Any, ctx: Context) -> None:
+        """Called for every chosen metric before any computes: announce work to share through ``ctx.cache``."""
 
     def compute(self, gen: SetData, real: SetData | None, options: Any, ctx: Context) -> Any:
         """The value (a float, or a dict of floats) from the sets' data."""

@@ -7,15 +7,19 @@ nearest neighbour among the real features (itself not counted), ``r(y_j)`` likew
 * precision ``= 1/M Σ_j [∃i: ‖y_j − x_i‖ ≼ r(x_i)]``, recall ``= 1/N Σ_i [∃j: ‖x_i − y_j‖ ≼ r(y_j)]``;
 * density ``= 1/(kM) Σ_j Σ_i [‖y_j − x_i‖ ≼ r(x_i)]``, coverage ``= 1/N Σ_i [min_j ‖x_i − y_j‖ ≼ r(x_i)]``.
 
-``≼`` is ``≤`` in torch-fidelity's precision/recall and ``<`` in ``prdc`` (``strict``).  Distances are float64
-(``‖a‖² + ‖b‖² − 2a·b`` on float64 copies, rounding ~1e-16 relative, against float32's ~1e-7 in the peers),
-computed ``block`` rows at a time, so memory is ``O(block · max(N, M))`` whatever N and M: by default
-``block = max(1, 2²⁴ // max(N, M))`` rows, 128 MiB of float64 distances per block (a few such buffers live at
-once: under 1 GiB at 50,000 × 50,000), beside the features themselves.
+``≼`` is ``≤`` in torch-fidelity's precision/recall and ``<`` in ``prdc`` (``strict``).
 
-The metric objects (precision, recall: k = 3, ``≤``; density, coverage: k = 5, ``<``) live in
-:mod:`~ganmetrics.metrics.precision_recall` and :mod:`~ganmetrics.metrics.density_coverage`; they share one
-computation per ``(k, strict)`` through :func:`scores_of_sets`.
+**Exact in float64, at float32 speed.** Squared distances are first computed as ``‖a‖² + ‖b‖² − 2a·b`` with the dot
+products in float32 (one matrix product per block) and the norms in float64; the dot product's rounding error is
+at most ``γ_D·‖a‖‖b‖ ≤ D·u·(‖a‖² + ‖b‖²)/2`` (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1;
+``u = 2⁻²⁴``, ``D`` the feature size), so every ball test whose margin exceeds that bound is decided by the float32
+value, and the few within it are recomputed as ``Σ (a_i − b_i)²`` in float64.  k-NN radii likewise: the
+float32 ranking proposes the candidates that can be the k-th neighbour and their float64 distances decide.  The
+result is that of float64 distances throughout (against float32's ~1e-7 relative in the peers), at the cost of
+float32 matrix products.  Several ``(k, strict)`` share one pass (the radii for the largest k serve the smaller).
+
+Memory: ``block = max(1, 2²³ // max(N, M))`` rows at a time, so a few ``block × max(N, M)`` float64 matrices
+(64 MiB each) live at once whatever N and M — under 1 GiB at 50,000 × 50,000 — beside the float32 features.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from ..errors import InputError
 from ..stats import check_compatible
 from .base import Context, SetData
 
-BLOCK_ELEMENTS = 1 << 24  # distances per block: 128 MiB of float64
+BLOCK_ELEMENTS = 1 << 23  # distances per block: 64 MiB of float64
 DEFAULT_BLOCK = 1024
+_UNIT_ROUNDOFF = 2.0 ** -24
+_PAIR_CHUNK = 4096  # pairs per exact float64 recomputation (D·8·4096 bytes: 64 MiB at D = 2048)
 
 
 @dataclass(frozen=True)
@@ -41,11 +47,112 @@ class ManifoldScores:
     coverage: float
 
 
-def _blocks(a: torch.Tensor, b: torch.Tensor, block: int):
-    """``(start, distances of a[start:start+block] to every row of b)`` in float64."""
-    b = b.double()
-    for start in range(0, a.shape[0], block):
-        yield start, torch.cdist(a[start:start + block].double(), b, compute_mode="use_mm_for_euclid_dist")
+class _Points:
+    """One feature set: float32 rows (the features are float32), float64 squared norms."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x32 = x.float().contiguous()
+        self.sq = torch.cat([(part * part).sum(dim=1) for part in self.x32.double().split(_PAIR_CHUNK)])
+        self.bound = 1.01 * x.shape[1] * _UNIT_ROUNDOFF  # error of a float32 dot product, per unit ‖a‖² + ‖b‖²
+
+    def __len__(self) -> int:
+        return self.x32.shape[0]
+
+
+def _approx(a: _Points, rows: slice, b: _Points) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 ``[B, M]``: squared distances of ``a[rows]`` to every row of ``b`` from float32 dot products, and the
+    bound on their error (module docstring)."""
+    d2 = (a.x32[rows] @ b.x32.T).double().mul_(-2.0)
+    err = a.sq[rows, None] + b.sq[None, :]
+    return d2.add_(err), err.mul_(a.bound)
+
+
+def _bounds(a: _Points, rows: slice, b: _Points) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo, hi)``: float64 ``[B, M]`` bounds on the exact squared distances of :func:`_approx`."""
+    d2, err = _approx(a, rows, b)
+    return d2 - err, d2.add_(err)
+
+
+def _exact(a: _Points, ia: torch.Tensor, b: _Points, ib: torch.Tensor) -> torch.Tensor:
+    """float64 ``Σ (a_i − b_j)²`` of the pairs ``(ia[p], ib[p])``, in chunks (float32 rows widen exactly)."""
+    out = torch.empty(len(ia), dtype=torch.float64, device=a.x32.device)
+    for start in range(0, len(ia), _PAIR_CHUNK):
+        part = slice(start, start + _PAIR_CHUNK)
+        out[part] = (a.x32[ia[part]].double() - b.x32[ib[part]].double()).square_().sum(dim=1)
+    return out
+
+
+def _inside(lo: torch.Tensor, hi: torch.Tensor, r2: torch.Tensor, exact_d2, strict: bool) -> torch.Tensor:
+    """``d ≼ r`` for a block with squared distances within ``[lo, hi]`` (``r2`` broadcasts): decided by the bounds
+    where they agree, by ``exact_d2(i, j)`` elsewhere (a few pairs within float32 rounding of the ball's edge)."""
+    inside = hi < r2
+    unsure = (lo <= r2) & ~inside
+    if bool(unsure.any()):
+        pairs = unsure.nonzero()
+        exact = exact_d2(pairs[:, 0], pairs[:, 1])
+        radius = r2.expand_as(lo)[pairs[:, 0], pairs[:, 1]]
+        inside[pairs[:, 0], pairs[:, 1]] = exact < radius if strict else exact <= radius
+    return inside
+
+
+def _knn_sq_radii(x: _Points, ks: list[int], block: int) -> dict[int, torch.Tensor]:
+    """float64 ``[N]`` per k: each row's squared distance to its k-th nearest other row (itself is the nearest).
+
+    Per row, ``k + 1`` rows lie within the ``(k+1)``-th smallest upper bound ``T`` of the squared distances, so the
+    exact ``(k+1)``-th smallest is at most ``T``, and only rows whose lower bound is at most ``T`` can rank up to it:
+    those candidates (usually ``k + 1`` and a few) get exact float64 distances, sorted."""
+    n, top = len(x), max(ks) + 1
+    radii = {k: torch.empty(n, dtype=torch.float64, device=x.x32.device) for k in ks}
+    for start in range(0, n, block):
+        rows = slice(start, min(start + block, n))
+        lo, hi = _bounds(x, rows, x)
+        reach = hi.topk(top, dim=1, largest=False, sorted=True).values[:, -1:]
+        m = int((lo <= reach).sum(dim=1).max())
+        candidates = lo.topk(m, dim=1, largest=False, sorted=False).indices
+        index = torch.arange(rows.start, rows.stop, device=lo.device).repeat_interleave(m)
+        exact = _exact(x, index, x, candidates.flatten()).view(-1, m).sort(dim=1).values
+        for k in ks:
+            radii[k][rows] = exact[:, k]  # column 0: the row itself
+    return radii
+
+
+def manifold_scores_many(real: torch.Tensor, fake: torch.Tensor, wanted: list[tuple[int, bool]], *,
+                         block: int | None = None) -> dict[tuple[int, bool], ManifoldScores]:
+    """:func:`manifold_scores` for several ``(k, strict)`` in one pass (module docstring)."""
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"expected two [N, D] feature matrices of the same D, got {tuple(real.shape)} and "
+                         f"{tuple(fake.shape)}")
+    ks = sorted({k for k, _ in wanted})
+    if not 1 <= ks[0] or ks[-1] >= min(real.shape[0], fake.shape[0]):
+        raise ValueError(f"k must be between 1 and the number of feature vectors − 1 "
+                         f"({min(real.shape[0], fake.shape[0]) - 1}), got {ks}")
+    block = block or max(1, BLOCK_ELEMENTS // max(real.shape[0], fake.shape[0]))
+    x, y = _Points(real), _Points(fake)
+    r_real, r_fake = _knn_sq_radii(x, ks, block), _knn_sq_radii(y, ks, block)
+    device = x.x32.device
+    state = {key: dict(fake_covered=torch.zeros(len(y), dtype=torch.bool, device=device),  # y_j in a real ball
+                       fake_balls_in=torch.zeros(len(y), dtype=torch.float64, device=device),  # in how many
+                       real_recalled=torch.zeros(len(x), dtype=torch.bool, device=device),  # x_i in a fake ball
+                       real_covered=torch.zeros(len(x), dtype=torch.bool, device=device))  # a y_j in x_i's ball
+             for key in dict.fromkeys(wanted)}
+    for start in range(0, len(x), block):
+        rows = slice(start, min(start + block, len(x)))
+        lo, hi = _bounds(x, rows, y)  # lo[i, j] ≤ ‖x_i − y_j‖² ≤ hi[i, j] for this block of real rows
+
+        def exact(i: torch.Tensor, j: torch.Tensor, first: int = rows.start) -> torch.Tensor:
+            return _exact(x, i + first, y, j)
+
+        for (k, strict), s in state.items():
+            in_real_balls = _inside(lo, hi, r_real[k][rows, None], exact, strict)
+            s["fake_covered"] |= in_real_balls.any(dim=0)
+            s["fake_balls_in"] += in_real_balls.sum(dim=0, dtype=torch.float64)
+            s["real_covered"][rows] = in_real_balls.any(dim=1)
+            s["real_recalled"][rows] = _inside(lo, hi, r_fake[k][None, :], exact, strict).any(dim=1)
+    return {(k, strict): ManifoldScores(precision=s["fake_covered"].double().mean().item(),
+                                        recall=s["real_recalled"].double().mean().item(),
+                                        density=s["fake_balls_in"].mean().item() / k,
+                                        coverage=s["real_covered"].double().mean().item())
+            for (k, strict), s in state.items()}
 
 
 def knn_radii(features: torch.Tensor, k: int, block: int = DEFAULT_BLOCK) -> torch.Tensor:
@@ -53,44 +160,34 @@ def knn_radii(features: torch.Tensor, k: int, block: int = DEFAULT_BLOCK) -> tor
     if not 1 <= k < features.shape[0]:
         raise ValueError(f"k must be between 1 and the number of feature vectors − 1 ({features.shape[0] - 1}), "
                          f"got {k}")
-    return torch.cat([d.kthvalue(k + 1, dim=1).values for _, d in _blocks(features, features, block)])
+    return _knn_sq_radii(_Points(features), [k], block)[k].sqrt()
 
 
 def manifold_scores(real: torch.Tensor, fake: torch.Tensor, k: int, *, strict: bool,
-                    block: int = DEFAULT_BLOCK) -> ManifoldScores:
+                    block: int | None = None) -> ManifoldScores:
     """Precision, recall, density and coverage of ``fake`` against ``real`` (feature matrices ``[N, D]``,
     ``[M, D]``) with k nearest neighbours; ``strict``: ``<`` instead of ``≤`` (see the module docstring)."""
-    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
-        raise ValueError(f"expected two [N, D] feature matrices of the same D, got {tuple(real.shape)} and "
-                         f"{tuple(fake.shape)}")
-    inside = torch.lt if strict else torch.le
-    r_real, r_fake = knn_radii(real, k, block), knn_radii(fake, k, block)
-    fake_covered = torch.zeros(fake.shape[0], dtype=torch.bool, device=fake.device)  # y_j in some real ball
-    fake_balls_in = torch.zeros(fake.shape[0], dtype=torch.float64, device=fake.device)  # how many real balls
-    real_recalled = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)  # x_i in some fake ball
-    real_covered = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)  # nearest y_j in x_i's ball
-    for start, d in _blocks(real, fake, block):  # d[i, j] = ‖x_i − y_j‖ for this block of real rows
-        radius = r_real[start:start + d.shape[0], None]
-        in_real_balls = inside(d, radius)
-        fake_covered |= in_real_balls.any(dim=0)
-        fake_balls_in += in_real_balls.sum(dim=0, dtype=torch.float64)
-        real_recalled[start:start + d.shape[0]] = inside(d, r_fake[None, :]).any(dim=1)
-        real_covered[start:start + d.shape[0]] = inside(d.min(dim=1).values, radius[:, 0])
-    return ManifoldScores(precision=fake_covered.double().mean().item(), recall=real_recalled.double().mean().item(),
-                          density=fake_balls_in.mean().item() / k, coverage=real_covered.double().mean().item())
+    return manifold_scores_many(real, fake, [(k, strict)], block=block)[(k, strict)]
+
+
+def want(k: int, strict: bool, ctx: Context) -> None:
+    """Announce, before any metric computes, that ``(k, strict)`` will be asked for: all are computed in one pass."""
+    ctx.cache.setdefault("manifold_wanted", set()).add((k, strict))
 
 
 def scores_of_sets(gen: SetData, real: SetData, k: int, *, strict: bool, ctx: Context, what: str) -> ManifoldScores:
-    """:func:`manifold_scores` of two sets' kept features on ``ctx.device``, computed once per ``(k, strict)`` for
-    all the metrics of one evaluation (``what`` names them in errors)."""
+    """:func:`manifold_scores` of two sets' kept features on ``ctx.device``; the first call computes every
+    announced ``(k, strict)`` (:func:`want`) in one pass, the others read the result (``what`` names the metric in
+    errors)."""
     key = ("manifold", k, strict)
     if key not in ctx.cache:
         check_compatible(gen.stats, real.stats, strict=ctx.strict)
         fake, reals = (torch.as_tensor(np.asarray(s.stats.features)).to(ctx.device) for s in (gen, real))
-        fewest = min(len(fake), len(reals))
-        if fewest <= k:
-            raise InputError(f"{what} with k={k} nearest neighbours needs more than {k} images in each set, got "
-                             f"{len(fake)} and {len(reals)}; give more images or a smaller k")
-        block = max(1, BLOCK_ELEMENTS // max(len(fake), len(reals)))
-        ctx.cache[key] = manifold_scores(reals, fake, k, strict=strict, block=block)
+        wanted = sorted(ctx.cache.get("manifold_wanted", set()) | {(k, strict)})
+        fewest, largest = min(len(fake), len(reals)), max(kk for kk, _ in wanted)
+        if fewest <= largest:
+            raise InputError(f"{what} with k={largest} nearest neighbours needs more than {largest} images in each "
+                             f"set, got {len(fake)} and {len(reals)}; give more images or a smaller k")
+        for (kk, ss), scores in manifold_scores_many(reals, fake, wanted).items():
+            ctx.cache[("manifold", kk, ss)] = scores
     return ctx.cache[key]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import HIGHER, KEPT_FEATURES, Context, Metric, SetData, option, register
-from .manifold import scores_of_sets
+from .manifold import scores_of_sets, want
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,9 @@ class PROptions:
 
 class _PrecisionRecall(Metric):
     direction, needs, Options, prefix = HIGHER, frozenset({KEPT_FEATURES}), PROptions, "pr"
+
+    def prepare(self, options: PROptions, ctx: Context) -> None:
+        want(options.k, False, ctx)
 
     def compute(self, gen: SetData, real: SetData, options: PROptions, ctx: Context) -> float:
         return getattr(scores_of_sets(gen, real, options.k, strict=False, ctx=ctx, what="precision/recall"),
