@@ -67,3 +67,33 @@ def test_precision_recall_density_coverage_equal_prdc(n_real, n_fake):
 def test_k_out_of_range_is_refused():
     with pytest.raises(ValueError, match="k must be between 1 and"):
         knn_radii(torch.zeros(4, 2), 4)
+
+
+def float64_everywhere(real: torch.Tensor, fake: torch.Tensor, k: int, strict: bool) -> dict:
+    """The oracle: every squared distance as ``Σ (a_i − b_i)²`` in float64 (no float32 shortcut), every test on it."""
+    def squared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.stack([(a.double() - row.double()).square().sum(dim=1) for row in b], dim=1)
+
+    inside = torch.lt if strict else torch.le
+    rr = squared(real, real).sort(dim=1).values[:, k]  # column 0: the point itself
+    rf = squared(fake, fake).sort(dim=1).values[:, k]
+    d = squared(real, fake)  # [N, M]
+    in_real_balls = inside(d, rr[:, None])
+    return {"precision": in_real_balls.any(0).double().mean().item(),
+            "recall": inside(d, rf[None, :]).any(1).double().mean().item(),
+            "density": in_real_balls.sum(0).double().mean().item() / k,
+            "coverage": in_real_balls.any(1).double().mean().item()}
+
+
+@pytest.mark.parametrize("k, strict", [(1, False), (3, False), (3, True), (5, True)])
+def test_the_float32_shortcut_changes_no_ball_test(k, strict):
+    """Lattice points ×0.1 in 256-d: 44 to 69 exact ties between a cross distance and a k-NN radius (measured), which
+    float32 dot products miss by rounding; every decision must still be that of float64 distances."""
+    rng = np.random.default_rng(k)
+    real = torch.from_numpy(rng.integers(0, 3, (120, 256)).astype(np.float32) * np.float32(0.1))
+    fake = torch.cat([real[:40], torch.from_numpy(rng.integers(0, 3, (60, 256)).astype(np.float32) * np.float32(0.1))])
+    fake[40:50, :8] += np.float32(0.1)  # near copies of real points
+    oracle = float64_everywhere(real, fake, k, strict)
+    ours = manifold_scores(real, fake, k, strict=strict, block=17)
+    assert {name: getattr(ours, name) for name in oracle} == oracle
+    assert 0 < oracle["precision"] < 1
