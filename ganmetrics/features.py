@@ -37,13 +37,9 @@ class FeatureExtractor:
         return self.model.weights_sha256
 
     def __call__(self, images: ImageBatch) -> torch.Tensor:
-        """float32 ``[N, 2048]`` pool3 features of a uint8 batch (tensor or list of tensors)."""
-        if isinstance(images, torch.Tensor):
-            images = images.to(self.device)
-        else:
-            images = [image.to(self.device) for image in images]
+        """float32 ``[N, 2048]`` pool3 features of a uint8 ``[N, 3, H, W]`` batch."""
         with torch.inference_mode(), tf32_disabled():
-            x = preprocess(images, self.protocol).contiguous(memory_format=torch.channels_last)
+            x = preprocess(images.to(self.device), self.protocol).contiguous(memory_format=torch.channels_last)
             return self.model(x)
 
     def stats_meta(self, description: str) -> dict:

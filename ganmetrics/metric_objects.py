@@ -34,7 +34,7 @@ from .metrics.fid import fid_from_stats
 from .metrics.inception_score import TORCH_FIDELITY_SHUFFLE_SEED, inception_score_from_logits
 from .metrics.kid import kid_from_features
 from .preprocess import DEFAULT_PROTOCOL
-from .sources import to_uint8_batch
+from .sources import same_size_runs, to_uint8_batch
 from .stats import FeatureStats, check_compatible
 
 
@@ -64,7 +64,7 @@ class _InceptionMetric:
         what = f"{type(self).__name__}.update() batch"
         batch = to_uint8_batch(images, self.value_range, what=what, warn=self._first_update)
         self._first_update = False
-        return check_finite_features(self.extractor(batch), what)
+        return check_finite_features(torch.cat([self.extractor(run) for run in same_size_runs(batch)]), what)
 
     @property
     def num_samples(self) -> int:

@@ -44,7 +44,7 @@ def first_images(source, n: int, *, seed: int = 0, value_range=(-1.0, 1.0)) -> n
     taken: list[torch.Tensor] = []
     count = 0
     for batch in images:
-        if not isinstance(batch, torch.Tensor):
+        if taken and batch.shape[1:] != taken[0].shape[1:]:
             raise InputError(f"{images.description}: a grid needs images of one size, but this set mixes sizes")
         taken.append(batch[:n - count])
         count += len(taken[-1])

@@ -10,7 +10,7 @@ import pytest
 
 import ganmetrics as gm
 import ganmetrics.features
-import ganmetrics.sources
+import ganmetrics.sources.files
 from conftest import write_pngs
 from ganmetrics.cli import main
 from ganmetrics.data.synthetic import render_images
@@ -31,7 +31,7 @@ def folders64(tmp_path_factory):
 def counted_result(folders64, peer_weights_file):
     """evaluate() of all five metrics, counting decoded images and Inception forwards."""
     counts = {"decoded": 0, "forwarded": 0}
-    decode, forward = ganmetrics.sources.decode_image, ganmetrics.features.FeatureExtractor.__call__
+    decode, forward = ganmetrics.sources.files.decode_image, ganmetrics.features.FeatureExtractor.__call__
 
     def counting_decode(*args, **kwargs):
         counts["decoded"] += 1
@@ -42,7 +42,7 @@ def counted_result(folders64, peer_weights_file):
         return forward(self, images)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ganmetrics.sources, "decode_image", counting_decode)
+        patch.setattr(ganmetrics.sources.files, "decode_image", counting_decode)
         patch.setattr(ganmetrics.features.FeatureExtractor, "__call__", counting_forward)
         result = gm.evaluate(*folders64, weights=peer_weights_file, progress=False, num_workers=0, **OPTIONS)
     return result, counts

@@ -74,13 +74,16 @@ def test_equals_torch_fidelity_extractor_end_to_end(peer_weights_file, uint8_bat
 def test_feature_extractor_fast_path_equals_plain_network(inception, uint8_batch, our_features):
     """FeatureExtractor runs channels-last in inference mode: same features as the plain NCHW forward."""
     from ganmetrics.features import FeatureExtractor
+    from ganmetrics.sources import same_size_runs
 
     extractor = FeatureExtractor(model=load_inception(inception.weights_path), device="cpu")
     fast = extractor(uint8_batch)
     assert extractor.model.Conv2d_1a_3x3.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert (fast - our_features).abs().max().item() <= TOLERANCE
-    mixed = extractor([image for image in uint8_batch])  # a list batch (mixed sizes) takes the same path
-    assert (mixed - our_features).abs().max().item() <= TOLERANCE
+    # images of mixed sizes reach the network as runs of one size: smaller batches, the same features
+    runs = torch.cat([extractor(run) for run in same_size_runs([image for image in uint8_batch])])
+    assert (runs - our_features).abs().max().item() <= TOLERANCE
+    assert [len(run) for run in same_size_runs([uint8_batch[0], uint8_batch[1, :, :8]])] == [1, 1]
 
 
 def test_both_layouts_give_the_same_network(offline_weights, peer_weights_file, network_input, our_features):

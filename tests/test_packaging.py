@@ -68,3 +68,18 @@ def test_the_command_line_is_built_without_the_trainer_or_the_zoo():
             "print(sorted(m for m in sys.modules if m.startswith(('ganmetrics.zoo', 'ganmetrics.train.loop'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_metrics_are_leaves():
+    """ganmetrics/metrics/ holds math and accumulators: it imports the statistics, errors, device and distributed
+    helpers, the Fréchet math and the network's constants — never the sources, the feature pass, evaluate, the
+    CLI, the zoo or the trainer (docs/architecture.md)."""
+    import ast
+
+    allowed = {"errors", "stats", "distributed", "devices", "frechet", "inception"}
+    for path in sorted((REPO / "ganmetrics" / "metrics").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2:
+                assert (node.module or "").split(".")[0] in allowed, f"{path.name} imports ..{node.module}"
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("ganmetrics"):
+                raise AssertionError(f"{path.name} imports {node.module}")

@@ -26,14 +26,10 @@ def collect(source: ImageSource) -> list[torch.Tensor]:
     """All images of a source as a list of [3, H, W] uint8 tensors (checking the batch contract)."""
     images = []
     for batch in source:
-        if isinstance(batch, torch.Tensor):
-            assert batch.dtype == torch.uint8 and batch.ndim == 4 and batch.shape[1] == 3
-            assert batch.is_contiguous()
-            images.extend(batch)
-        else:
-            assert isinstance(batch, list) and len({tuple(t.shape) for t in batch}) > 1
-            assert all(t.dtype == torch.uint8 and t.ndim == 3 and t.shape[0] == 3 for t in batch)
-            images.extend(batch)
+        assert isinstance(batch, torch.Tensor)  # mixed sizes come as runs of one size, never as lists
+        assert batch.dtype == torch.uint8 and batch.ndim == 4 and batch.shape[1] == 3
+        assert batch.is_contiguous()
+        images.extend(batch)
     return images
 
 
@@ -150,13 +146,12 @@ def test_folder_workers_and_num_samples(tree):
         open_source(root, num_samples=7)
 
 
-def test_folder_mixed_sizes_give_lists(tmp_path):
+def test_folder_mixed_sizes_give_same_size_runs(tmp_path):
     for i, (h, w) in enumerate([(8, 8), (8, 8), (6, 10), (8, 8)]):
         Image.fromarray(rgb(i, h, w)).save(tmp_path / f"{i}.png")
     batches = list(open_source(tmp_path, batch_size=2, num_workers=0))
-    assert isinstance(batches[0], torch.Tensor) and batches[0].shape == (2, 3, 8, 8)
-    assert isinstance(batches[1], list) and [tuple(t.shape) for t in batches[1]] == [(3, 6, 10), (3, 8, 8)]
-    assert torch.equal(batches[1][0], chw(rgb(2, 6, 10)))
+    assert [tuple(b.shape) for b in batches] == [(2, 3, 8, 8), (1, 3, 6, 10), (1, 3, 8, 8)]
+    assert torch.equal(batches[1][0], chw(rgb(2, 6, 10))) and torch.equal(batches[2][0], chw(rgb(3)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,7 +421,7 @@ def test_iterables_of_arrays_dicts_and_lists():
     assert torch.equal(stacked(open_source([[images[:2], None], (images[2:],)])), expected)
     mixed = [expected[0], torch.from_numpy(rgb(9, 6, 4)).permute(2, 0, 1)]
     batches = list(open_source([mixed]))
-    assert isinstance(batches[0], list) and torch.equal(batches[0][1], mixed[1])
+    assert [tuple(b.shape) for b in batches] == [(1, 3, 8, 8), (1, 3, 6, 4)] and torch.equal(batches[1][0], mixed[1])
     source = open_source(expected)
     assert torch.equal(stacked(open_source(source, num_samples=3, batch_size=2)), expected[:3])  # ImageSource in
     one_shot = open_source(iter([expected]))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import HIGHER, KEPT_FEATURES, Context, Metric, SetData, option, register
-from .manifold import scores_of_sets, want
+from .base import option, register
+from .manifold import ManifoldMetric
 
 
 @dataclass(frozen=True)
@@ -17,18 +17,8 @@ class DCOptions:
     k: int = option(5, help="nearest neighbours of density and coverage's balls (default: 5)")
 
 
-class _DensityCoverage(Metric):
-    direction, needs, Options, prefix = HIGHER, frozenset({KEPT_FEATURES}), DCOptions, "dc"
-
-    def prepare(self, options: DCOptions, ctx: Context) -> None:
-        want(options.k, True, ctx)
-
-    def compute(self, gen: SetData, real: SetData, options: DCOptions, ctx: Context) -> float:
-        return getattr(scores_of_sets(gen, real, options.k, strict=True, ctx=ctx, what="density/coverage"),
-                       self.name)
-
-    def detail(self, options: DCOptions, protocol: str, num_images: list[int]) -> str:
-        return f"k = {options.k}, pool3 features"
+class _DensityCoverage(ManifoldMetric):
+    Options, prefix, family, strict = DCOptions, "dc", "density/coverage", True
 
 
 @register

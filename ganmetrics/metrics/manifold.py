@@ -31,7 +31,7 @@ import torch
 
 from ..errors import InputError
 from ..stats import check_compatible
-from .base import Context, SetData
+from .base import HIGHER, KEPT_FEATURES, Context, Metric, SetData
 
 BLOCK_ELEMENTS = 1 << 23  # distances per block: 64 MiB of float64
 DEFAULT_BLOCK = 1024
@@ -191,3 +191,21 @@ def scores_of_sets(gen: SetData, real: SetData, k: int, *, strict: bool, ctx: Co
         for (kk, ss), scores in manifold_scores_many(reals, fake, wanted).items():
             ctx.cache[("manifold", kk, ss)] = scores
     return ctx.cache[key]
+
+
+class ManifoldMetric(Metric):
+    """One field of :class:`ManifoldScores` as a metric (``Options`` has ``k``); subclasses say which k-NN family
+    (``family``: its name in errors) and the edge rule (``strict``)."""
+
+    direction, needs = HIGHER, frozenset({KEPT_FEATURES})
+    family: str
+    strict: bool
+
+    def prepare(self, options, ctx: Context) -> None:
+        want(options.k, self.strict, ctx)
+
+    def compute(self, gen: SetData, real: SetData, options, ctx: Context) -> float:
+        return getattr(scores_of_sets(gen, real, options.k, strict=self.strict, ctx=ctx, what=self.family), self.name)
+
+    def detail(self, options, protocol: str, num_images: list[int]) -> str:
+        return f"k = {options.k}, pool3 features, the ball's edge {'outside' if self.strict else 'inside'}"

@@ -29,7 +29,6 @@ import torch.nn.functional as F
 
 from ..distributed import Shard, all_gather_concat, all_sum_int
 from ..errors import InputError
-from ..sources import ImageBatch
 from .base import IMAGES, Context, Metric, SetData, option, register
 
 K1 = 0.01
@@ -236,7 +235,7 @@ class MSSSIMDiversity:
         """True once ``max_pairs`` pairs are in (further updates are ignored)."""
         return self.max_pairs is not None and self._num_pairs >= self.max_pairs
 
-    def _as_batch(self, images: ImageBatch) -> torch.Tensor:
+    def _as_batch(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         if isinstance(images, (list, tuple)):
             sizes = sorted({tuple(image.shape[-2:]) for image in images})
             if len(sizes) > 1:
@@ -255,7 +254,7 @@ class MSSSIMDiversity:
             self._size = size
         return images.to(self.device) if self.device is not None else images
 
-    def update(self, images: ImageBatch, indices: Any = None) -> None:
+    def update(self, images: torch.Tensor | list[torch.Tensor], indices: Any = None) -> None:
         """Score the complete pairs of ``images`` (uint8 ``[N, C, H, W]``, or a list of ``[C, H, W]``); pairs are
         consecutive images of this stream, so ``indices`` (their places in the whole set) are not needed."""
         batch = self._as_batch(images)

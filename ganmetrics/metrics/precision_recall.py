@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import HIGHER, KEPT_FEATURES, Context, Metric, SetData, option, register
-from .manifold import scores_of_sets, want
+from .base import option, register
+from .manifold import ManifoldMetric
 
 
 @dataclass(frozen=True)
@@ -17,18 +17,8 @@ class PROptions:
     k: int = option(3, help="nearest neighbours of precision and recall's manifolds (default: 3)")
 
 
-class _PrecisionRecall(Metric):
-    direction, needs, Options, prefix = HIGHER, frozenset({KEPT_FEATURES}), PROptions, "pr"
-
-    def prepare(self, options: PROptions, ctx: Context) -> None:
-        want(options.k, False, ctx)
-
-    def compute(self, gen: SetData, real: SetData, options: PROptions, ctx: Context) -> float:
-        return getattr(scores_of_sets(gen, real, options.k, strict=False, ctx=ctx, what="precision/recall"),
-                       self.name)
-
-    def detail(self, options: PROptions, protocol: str, num_images: list[int]) -> str:
-        return f"k = {options.k}, pool3 features"
+class _PrecisionRecall(ManifoldMetric):
+    Options, prefix, family, strict = PROptions, "pr", "precision/recall", False
 
 
 @register

@@ -82,7 +82,6 @@ from ..distributed import (
     gather_rows,
 )
 from ..errors import InputError, spelled
-from ..sources import ImageBatch, ImageSource
 from .base import IMAGES, LOWER, Context, Metric, SetData, option, register
 
 MIN_RESOLUTION = 16
@@ -361,7 +360,7 @@ class SWDDescriptors:
         return self
 
     # -- accumulation
-    def update(self, images: ImageBatch, indices: np.ndarray | None = None) -> None:
+    def update(self, images: torch.Tensor, indices: np.ndarray | None = None) -> None:
         """Add a uint8 ``[N, 3, H, W]`` batch: the next ``N`` images, whose indices in the whole set are
         ``indices`` (default: the next ``N``; a rank's share under sharding) — the patch centres' key."""
         if self.finished:
@@ -690,11 +689,11 @@ class SWDMetric(Metric):
         if None not in sizes and sizes[0] != sizes[1]:
             return (f"{spelled('gen', 'A')}'s images are {sizes[0][0]} px and {spelled('real', 'B')}'s "
                     f"{sizes[1][0]} px; SWD compares sets of one size")
-        if isinstance(gen, ImageSource) and isinstance(real, ImageSource) and None not in (gen.total_images,
-                                                                                            real.total_images):
-            wanted = min(gen.total_images, options.num_images or gen.total_images)
-            if real.total_images < wanted:
-                return self._too_few(wanted, real.total_images)
+        counts = [getattr(side, "total_images", None) for side in (gen, real)]  # opened images: their set sizes
+        if None not in counts:
+            wanted = min(counts[0], options.num_images or counts[0])
+            if counts[1] < wanted:
+                return self._too_few(wanted, counts[1])
         return None
 
     @staticmethod
