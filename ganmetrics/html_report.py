@@ -42,6 +42,7 @@ from .metrics.base import (
     LOGITS,
     Context,
     all_options,
+    option_fields,
     option_flag,
     parse_metrics,
     registry,
@@ -100,15 +101,19 @@ def describe_source(source) -> str:
 def reproduce_command(gen, real, output: str | os.PathLike, settings: ReportSettings,
                       title: str | None = None) -> str | None:
     """The ``ganmetrics report`` command line that makes this report again (paths made absolute), or ``None``
-    when a set is a Python object rather than a path or a bundled name."""
+    when a set is a Python object rather than a path or a bundled name, or an option has no command-line flag."""
     if not all(isinstance(s, (str, os.PathLike)) for s in (gen, real)):
+        return None
+    defaults = ReportSettings()
+    specs = option_fields()
+    if any(value != defaults.options[key] and not specs[key].metadata.get("cli", True)
+           for key, value in settings.options.items()):
         return None
 
     def where(path) -> str:
         return str(Path(path).resolve()) if Path(path).exists() else str(path)
 
     words = ["ganmetrics", "report", where(gen), where(real), "-o", str(Path(output).resolve())]
-    defaults = ReportSettings()
     for spec in fields(ReportSettings):
         value = getattr(settings, spec.name)
         if spec.name == "strict":

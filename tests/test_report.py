@@ -19,6 +19,7 @@ from PIL import Image
 
 from ganmetrics import evaluate
 from ganmetrics.cli import build_parser, main, report_settings
+from ganmetrics.errors import InputError
 from ganmetrics.html_report import ReportSettings, nice_step, render_html, report, reproduce_command
 from ganmetrics.plots import first_images, image_grid
 
@@ -236,3 +237,13 @@ def test_chromium_console_check_catches_errors_and_blocked_loads(chromium, tmp_p
     assert any("boom" in p for p in problems), problems
     assert any("undefinedCall" in p for p in problems), problems
     assert any("Content Security Policy" in p for p in problems), problems
+
+
+def test_reproduce_command_carries_every_metric_option_or_none():
+    settings = ReportSettings.of(kid_subsets=7, pr_k=4, dc_k=2)
+    args = build_parser().parse_args(shlex.split(reproduce_command("a", "b", "r.html", settings))[1:])
+    assert report_settings(args) == settings
+    # is_shuffle has no command-line flag: no command would make this report again
+    assert reproduce_command("a", "b", "r.html", ReportSettings.of(is_shuffle=False)) is None
+    with pytest.raises(InputError, match="unknown option.*kid_subset\\b"):
+        ReportSettings.of(kid_subset=7)
