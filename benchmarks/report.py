@@ -22,7 +22,9 @@ EXTRA_COLUMNS = {
     "images_per_second": "img/s",
     "kimg_per_second": "kimg/s",
     "start_seconds": "start s",
+    "compute_seconds": "metric s",
     "peak_rss_mb": "peak RSS MB",
+    "accumulation_mb": "added MB",
     "fid": "FID",
     "fd": "value",
 }

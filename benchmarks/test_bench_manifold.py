@@ -5,7 +5,7 @@ Each runs in a fresh process (``benchmarks/_runner.py manifold``) on the same se
 (``_runner.manifold_features``: low intrinsic dimension like Inception's; precision ≈ 0.15, recall ≈ 0.77).
 "ganmetrics" computes all four numbers as ``evaluate`` does (k = 3 with ``≤`` and k = 5 with ``<`` in one pass),
 "ganmetrics-prc" precision and recall alone (torch-fidelity's work); both exact float64 results from float32 matrix
-products (``ganmetrics.metrics.manifold``), ``2²³ / N`` rows at a time.  torch-fidelity keeps full float32 N×N
+products (``ganmetrics.metrics.manifold``), ``2²⁴ / N`` rows at a time.  torch-fidelity keeps full float32 N×N
 distance matrices, prdc sklearn's float64-accurate ones (three N×N).  ``extra_info``: ``compute_seconds``
 (the metric alone), ``peak_rss_mb`` and ``accumulation_mb`` (peak minus the RSS once the features exist).  The
 values must agree: precision/recall with torch-fidelity's to its float32 mean, density/coverage with prdc's to 1e-9.

@@ -9,21 +9,23 @@ nearest neighbour among the real features (itself not counted), ``r(y_j)`` likew
 
 ``≼`` is ``≤`` in torch-fidelity's precision/recall and ``<`` in ``prdc`` (``strict``).
 
-**Exact in float64, at float32 speed.** Squared distances are first computed as ``‖a‖² + ‖b‖² − 2a·b`` with the dot
-products in float32 (one matrix product per block) and the norms in float64; the dot product's rounding error is
-at most ``γ_D·‖a‖‖b‖ ≤ D·u·(‖a‖² + ‖b‖²)/2`` (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1;
-``u = 2⁻²⁴``, ``D`` the feature size), so every ball test whose margin exceeds that bound is decided by the float32
-value, and the few within it are recomputed as ``Σ (a_i − b_i)²`` in float64.  k-NN radii likewise: the
-float32 ranking proposes the candidates that can be the k-th neighbour and their float64 distances decide.  The
-result is that of float64 distances throughout (against float32's ~1e-7 relative in the peers), at the cost of
-float32 matrix products.  Several ``(k, strict)`` share one pass (the radii for the largest k serve the smaller).
+**Exact in float64, at float32 speed.** Squared distances are first computed in float32 as
+``‖a‖² + ‖b‖² − 2a·b`` (one matrix product per block); their error is at most ``(D + 8)·u·(‖a‖² + ‖b‖²)``: the
+dot product's ``γ_D·‖a‖‖b‖`` doubled (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1; ``u = 2⁻²⁴``,
+``D`` the feature size) plus the rounding of the norms and of the additions.  Every ball test whose margin exceeds
+that bound is decided by the float32 value (against thresholds rounded the safe way), the few within it are
+recomputed as ``Σ (a_i − b_i)²`` in float64.  k-NN radii likewise: the float32 ranking proposes the candidates that
+can be the k-th neighbour and their float64 distances decide.  The result is that of float64 distances throughout
+(against float32's ~1e-7 relative in the peers), at the cost of float32 matrix products.  Several ``(k, strict)``
+share one pass (the radii for the largest k serve the smaller).
 
-Memory: ``block = max(1, 2²³ // max(N, M))`` rows at a time, so a few ``block × max(N, M)`` float64 matrices
+Memory: ``block = max(1, 2²⁴ // max(N, M))`` rows at a time, so a few ``block × max(N, M)`` float32 matrices
 (64 MiB each) live at once whatever N and M — under 1 GiB at 50,000 × 50,000 — beside the float32 features.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +35,7 @@ from ..errors import InputError
 from ..stats import check_compatible
 from .base import HIGHER, KEPT_FEATURES, Context, Metric, SetData
 
-BLOCK_ELEMENTS = 1 << 23  # distances per block: 64 MiB of float64
+BLOCK_ELEMENTS = 1 << 24  # distances per block: 64 MiB of float32
 DEFAULT_BLOCK = 1024
 _UNIT_ROUNDOFF = 2.0 ** -24
 _PAIR_CHUNK = 4096  # pairs per exact float64 recomputation (D·8·4096 bytes: 64 MiB at D = 2048)
@@ -48,29 +50,44 @@ class ManifoldScores:
 
 
 class _Points:
-    """One feature set: float32 rows (the features are float32), float64 squared norms."""
+    """One feature set: float32 rows (the features are float32) and squared norms (float64, and rounded to float32
+    for the distance matrices)."""
 
     def __init__(self, x: torch.Tensor) -> None:
         self.x32 = x.float().contiguous()
-        self.sq = torch.cat([(part * part).sum(dim=1) for part in self.x32.double().split(_PAIR_CHUNK)])
-        self.bound = 1.01 * x.shape[1] * _UNIT_ROUNDOFF  # error of a float32 dot product, per unit ‖a‖² + ‖b‖²
+        self.sq64 = torch.cat([(part * part).sum(dim=1) for part in self.x32.double().split(_PAIR_CHUNK)])
+        self.sq = self.sq64.float()
+        self.largest = float(self.sq64.max())
+        # |computed − exact| squared distance ≤ bound·(‖a‖² + ‖b‖²): the dot product's γ_D‖a‖‖b‖ doubled, plus the
+        # rounding of the norms and of the two additions (module docstring)
+        self.bound = 1.01 * (x.shape[1] + 8) * _UNIT_ROUNDOFF
 
     def __len__(self) -> int:
         return self.x32.shape[0]
 
-
-def _approx(a: _Points, rows: slice, b: _Points) -> tuple[torch.Tensor, torch.Tensor]:
-    """float64 ``[B, M]``: squared distances of ``a[rows]`` to every row of ``b`` from float32 dot products, and the
-    bound on their error (module docstring)."""
-    d2 = (a.x32[rows] @ b.x32.T).double().mul_(-2.0)
-    err = a.sq[rows, None] + b.sq[None, :]
-    return d2.add_(err), err.mul_(a.bound)
+    def error(self, rows: slice | None = None, *, other_largest: float) -> torch.Tensor:
+        """float64: a bound on the error of every computed squared distance of these rows (all by default) to any
+        row of a set whose largest squared norm is ``other_largest``."""
+        sq = self.sq64 if rows is None else self.sq64[rows]
+        return self.bound * (sq + other_largest)
 
 
-def _bounds(a: _Points, rows: slice, b: _Points) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lo, hi)``: float64 ``[B, M]`` bounds on the exact squared distances of :func:`_approx`."""
-    d2, err = _approx(a, rows, b)
-    return d2 - err, d2.add_(err)
+def _approx(a: _Points, rows: slice, b: _Points) -> torch.Tensor:
+    """float32 ``[B, M]``: squared distances ``‖a‖² + ‖b‖² − 2a·b`` of ``a[rows]`` to every row of ``b`` (the −2a·b
+    and ‖b‖² in one matrix product)."""
+    return torch.addmm(b.sq[None, :], a.x32[rows], b.x32.T, alpha=-2.0).add_(a.sq[rows, None])
+
+
+def _below(t: torch.Tensor) -> torch.Tensor:
+    """float32 values ≤ the float64 ``t`` (rounded down), so a float32 comparison with them is never too generous."""
+    t32 = t.float()
+    return torch.where(t32.double() > t, torch.nextafter(t32, torch.full_like(t32, -math.inf)), t32)
+
+
+def _above(t: torch.Tensor) -> torch.Tensor:
+    """float32 values ≥ the float64 ``t`` (rounded up)."""
+    t32 = t.float()
+    return torch.where(t32.double() < t, torch.nextafter(t32, torch.full_like(t32, math.inf)), t32)
 
 
 def _exact(a: _Points, ia: torch.Tensor, b: _Points, ib: torch.Tensor) -> torch.Tensor:
@@ -82,15 +99,16 @@ def _exact(a: _Points, ia: torch.Tensor, b: _Points, ib: torch.Tensor) -> torch.
     return out
 
 
-def _inside(lo: torch.Tensor, hi: torch.Tensor, r2: torch.Tensor, exact_d2, strict: bool) -> torch.Tensor:
-    """``d ≼ r`` for a block with squared distances within ``[lo, hi]`` (``r2`` broadcasts): decided by the bounds
-    where they agree, by ``exact_d2(i, j)`` elsewhere (a few pairs within float32 rounding of the ball's edge)."""
-    inside = hi < r2
-    unsure = (lo <= r2) & ~inside
+def _inside(d2: torch.Tensor, r2: torch.Tensor, err: torch.Tensor, exact_d2, strict: bool) -> torch.Tensor:
+    """``d ≼ r`` for a block of computed squared distances ``d2`` whose errors are at most ``err`` (``r2`` and ``err``:
+    float64, broadcasting as a column or a row): decided in float32 where the error cannot change the answer, by
+    ``exact_d2(i, j)`` elsewhere (a few pairs within rounding of the ball's edge)."""
+    inside = d2 < _below(r2 - err)
+    unsure = (d2 <= _above(r2 + err)) & ~inside
     if bool(unsure.any()):
         pairs = unsure.nonzero()
         exact = exact_d2(pairs[:, 0], pairs[:, 1])
-        radius = r2.expand_as(lo)[pairs[:, 0], pairs[:, 1]]
+        radius = r2.expand_as(d2)[pairs[:, 0], pairs[:, 1]]
         inside[pairs[:, 0], pairs[:, 1]] = exact < radius if strict else exact <= radius
     return inside
 
@@ -98,18 +116,19 @@ def _inside(lo: torch.Tensor, hi: torch.Tensor, r2: torch.Tensor, exact_d2, stri
 def _knn_sq_radii(x: _Points, ks: list[int], block: int) -> dict[int, torch.Tensor]:
     """float64 ``[N]`` per k: each row's squared distance to its k-th nearest other row (itself is the nearest).
 
-    Per row, ``k + 1`` rows lie within the ``(k+1)``-th smallest upper bound ``T`` of the squared distances, so the
-    exact ``(k+1)``-th smallest is at most ``T``, and only rows whose lower bound is at most ``T`` can rank up to it:
-    those candidates (usually ``k + 1`` and a few) get exact float64 distances, sorted."""
+    Per row, the ``k + 1`` smallest computed values ``v`` bound the exact ``(k+1)``-th smallest by ``v_{k+1} + e``
+    (``e``: the row's error bound), so only rows computed within ``v_{k+1} + 2e`` can rank up to it: those candidates
+    (usually ``k + 1`` and a few) get exact float64 distances, sorted."""
     n, top = len(x), max(ks) + 1
     radii = {k: torch.empty(n, dtype=torch.float64, device=x.x32.device) for k in ks}
     for start in range(0, n, block):
         rows = slice(start, min(start + block, n))
-        lo, hi = _bounds(x, rows, x)
-        reach = hi.topk(top, dim=1, largest=False, sorted=True).values[:, -1:]
-        m = int((lo <= reach).sum(dim=1).max())
-        candidates = lo.topk(m, dim=1, largest=False, sorted=False).indices
-        index = torch.arange(rows.start, rows.stop, device=lo.device).repeat_interleave(m)
+        d2 = _approx(x, rows, x)
+        reach = _above(d2.topk(top, dim=1, largest=False).values.max(dim=1).values.double()
+                       + 2 * x.error(rows, other_largest=x.largest))
+        m = int((d2 <= reach[:, None]).sum(dim=1).max())
+        candidates = d2.topk(m, dim=1, largest=False, sorted=False).indices
+        index = torch.arange(rows.start, rows.stop, device=d2.device).repeat_interleave(m)
         exact = _exact(x, index, x, candidates.flatten()).view(-1, m).sort(dim=1).values
         for k in ks:
             radii[k][rows] = exact[:, k]  # column 0: the row itself
@@ -135,19 +154,21 @@ def manifold_scores_many(real: torch.Tensor, fake: torch.Tensor, wanted: list[tu
                        real_recalled=torch.zeros(len(x), dtype=torch.bool, device=device),  # x_i in a fake ball
                        real_covered=torch.zeros(len(x), dtype=torch.bool, device=device))  # a y_j in x_i's ball
              for key in dict.fromkeys(wanted)}
+    fake_err = y.error(other_largest=x.largest)[None, :]  # per generated row, against any real row
     for start in range(0, len(x), block):
         rows = slice(start, min(start + block, len(x)))
-        lo, hi = _bounds(x, rows, y)  # lo[i, j] ≤ ‖x_i − y_j‖² ≤ hi[i, j] for this block of real rows
+        d2 = _approx(x, rows, y)  # d2[i, j] ≈ ‖x_i − y_j‖² for this block of real rows
+        real_err = x.error(rows, other_largest=y.largest)[:, None]
 
         def exact(i: torch.Tensor, j: torch.Tensor, first: int = rows.start) -> torch.Tensor:
             return _exact(x, i + first, y, j)
 
         for (k, strict), s in state.items():
-            in_real_balls = _inside(lo, hi, r_real[k][rows, None], exact, strict)
+            in_real_balls = _inside(d2, r_real[k][rows, None], real_err, exact, strict)
             s["fake_covered"] |= in_real_balls.any(dim=0)
             s["fake_balls_in"] += in_real_balls.sum(dim=0, dtype=torch.float64)
             s["real_covered"][rows] = in_real_balls.any(dim=1)
-            s["real_recalled"][rows] = _inside(lo, hi, r_fake[k][None, :], exact, strict).any(dim=1)
+            s["real_recalled"][rows] = _inside(d2, r_fake[k][None, :], fake_err, exact, strict).any(dim=1)
     return {(k, strict): ManifoldScores(precision=s["fake_covered"].double().mean().item(),
                                         recall=s["real_recalled"].double().mean().item(),
                                         density=s["fake_balls_in"].mean().item() / k,
