@@ -261,29 +261,27 @@ def board_metrics(extractor: FeatureExtractor) -> tuple[str, ...]:
 
 
 def _pass(images, role: str, metrics: tuple[str, ...], tier: Tier, extractor: FeatureExtractor, ctx: Context, *,
-          label: str, progress: bool, gen: SetData | None = None) -> SetData:
-    """One set's pass for the board's ``metrics`` (the registry says what each needs)."""
-    known, options = registry(), split_options(metrics, tier_options(tier))
-    needs = frozenset().union(*(known[name].set_needs(role) for name in metrics))
-    consumers = {name: known[name].accumulator(role, options[name], ctx, gen=gen)
-                 for name in metrics if IMAGES in known[name].set_needs(role)}
+          label: str, progress: bool, gen: SetData | None = None, yardsticks: tuple[str, ...] = ()) -> SetData:
+    """One set's pass for the board's ``metrics`` (the registry says what each needs); ``yardsticks``: one-set
+    metrics collected for this set as for a generated one, in the same pass (the real images' MS-SSIM)."""
+    known, options = registry(), split_options((*metrics, *yardsticks), tier_options(tier))
+    plan = [(name, role) for name in metrics] + [(name, "gen") for name in yardsticks]
+    needs = frozenset().union(*(known[name].set_needs(as_role) for name, as_role in plan))
+    consumers = {name: known[name].accumulator(as_role, options[name], ctx, gen=gen)
+                 for name, as_role in plan if IMAGES in known[name].set_needs(as_role)}
     return stream_set(images, role=role, needs=needs, extractor=extractor, consumers=consumers, label=label,
                       progress=progress)
 
 
 def real_pass(tier: Tier, extractor: FeatureExtractor, *, device, progress: bool,
               images: np.ndarray | None = None) -> SetData:
-    """What the board's two-set metrics need of the real images (default: :func:`render_real`), plus their
-    MS-SSIM (the generated sets' yardstick); its SWD takes the first ``tier.swd_images``."""
+    """What the board's two-set metrics need of the real images (default: :func:`render_real`), and their MS-SSIM
+    (the generated sets' yardstick), in one pass; its SWD takes the first ``tier.swd_images``."""
     images = render_real(tier) if images is None else images
-    ctx = Context(seed=tier.seed, device=device)
     metrics = tuple(name for name in board_metrics(extractor) if registry()[name].sides == 2)
-    data = _pass(open_source(images, batch_size=tier.batch_size, device=device, num_workers=0), "real", metrics,
-                 tier, extractor, ctx, label=f"real {DATASET}", progress=progress)
-    data.accumulators.update(_pass(open_source(images, batch_size=tier.batch_size, device=device, num_workers=0),
-                                   "gen", ("ms_ssim",), tier, extractor, ctx, label=f"real {DATASET} MS-SSIM",
-                                   progress=False).accumulators)
-    return data
+    return _pass(open_source(images, batch_size=tier.batch_size, device=device, num_workers=0), "real", metrics,
+                 tier, extractor, Context(seed=tier.seed, device=device), label=f"real {DATASET}", progress=progress,
+                 yardsticks=("ms_ssim",))
 
 
 def fid_reference(extractor: FeatureExtractor) -> FeatureStats:
