@@ -120,8 +120,13 @@ def test_bad_k_and_statistics_without_features_are_clear_errors(sets, peer_weigh
         gm.precision_recall(gen, stats, strict=False, **kwargs)
     few = tmp_path / "few.npy"
     np.save(few, render_images("shapes", 3, seed=9))
-    with pytest.raises(gm.InputError, match="k=3 nearest neighbours needs more than 3 images"):
+    with pytest.raises(gm.InputError, match="k=3 nearest neighbours needs more than 3 images.*got 3 and 24"):
         gm.precision_recall(few, real, **kwargs)
+    # known before any image is read: the generated set's size (no network run for this error)
+    tiny = gm.FeatureStats(2048, keep_features=True)
+    tiny.update(np.ones((2, 2048), dtype=np.float32))
+    with pytest.raises(gm.InputError, match="k=5 nearest neighbours needs more than 5 images.*got 2"):
+        gm.density_coverage(tiny, real, weights=peer_weights_file, progress=False, num_workers=0, strict=False)
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", str(gen), str(real), "--metrics", "coverage", "--dc-k", "0"])
     assert exit_info.value.code == 2 and "--dc-k: must be a positive integer" in capsys.readouterr().err

@@ -191,6 +191,12 @@ def manifold_scores(real: torch.Tensor, fake: torch.Tensor, k: int, *, strict: b
     return manifold_scores_many(real, fake, [(k, strict)], block=block)[(k, strict)]
 
 
+def _too_few(what: str, k: int, *counts: int | None) -> str:
+    shown = " and ".join("an unknown number" if count is None else str(count) for count in counts)
+    return (f"{what} with k={k} nearest neighbours needs more than {k} images in each set, got {shown}; give more "
+            "images or a smaller k")
+
+
 def want(k: int, strict: bool, ctx: Context) -> None:
     """Announce, before any metric computes, that ``(k, strict)`` will be asked for: all are computed in one pass."""
     ctx.cache.setdefault("manifold_wanted", set()).add((k, strict))
@@ -207,8 +213,7 @@ def scores_of_sets(gen: SetData, real: SetData, k: int, *, strict: bool, ctx: Co
         wanted = sorted(ctx.cache.get("manifold_wanted", set()) | {(k, strict)})
         fewest, largest = min(len(fake), len(reals)), max(kk for kk, _ in wanted)
         if fewest <= largest:
-            raise InputError(f"{what} with k={largest} nearest neighbours needs more than {largest} images in each "
-                             f"set, got {len(fake)} and {len(reals)}; give more images or a smaller k")
+            raise InputError(_too_few(what, largest, len(fake), len(reals)))
         for (kk, ss), scores in manifold_scores_many(reals, fake, wanted).items():
             ctx.cache[("manifold", kk, ss)] = scores
     return ctx.cache[key]
@@ -221,6 +226,15 @@ class ManifoldMetric(Metric):
     direction, needs = HIGHER, frozenset({KEPT_FEATURES})
     family: str
     strict: bool
+
+    def unavailable(self, gen, real, options, ctx: Context) -> str | Exception | None:
+        reason = super().unavailable(gen, real, options, ctx)
+        if reason:
+            return reason
+        counts = [getattr(side, "total_images", None) or getattr(side, "num_samples", None) for side in (gen, real)]
+        if any(count is not None and count <= options.k for count in counts):  # known before any image is read
+            return _too_few(self.family, options.k, *counts)
+        return None
 
     def prepare(self, options, ctx: Context) -> None:
         want(options.k, self.strict, ctx)
