@@ -94,10 +94,11 @@ def metric_options(args: argparse.Namespace) -> dict:
     return {key: getattr(args, key) for key in _metric_option_specs() if hasattr(args, key)}
 
 
-def _metric_list() -> str:
-    from .metrics.base import metric_names
+def _metric_list(*, sides: int | None = None, joiner: str = ", ") -> str:
+    """The registered metrics' names (``sides``: only those comparing that many sets)."""
+    from .metrics.base import registry
 
-    return ", ".join(metric_names())
+    return joiner.join(name for name, metric in registry().items() if sides is None or metric.sides == sides)
 
 
 def _integer(text: str) -> int:
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "each image is decoded once and goes through Inception once.")
     evaluate.add_argument("a", metavar="A")
     evaluate.add_argument("b", metavar="B", nargs="?", default=None,
-                          help="reference set (not needed for is and ms_ssim alone)")
+                          help=f"reference set (not needed for {_metric_list(sides=1, joiner=' and ')} alone)")
     _add_metric_options(evaluate, metrics_default="fid,kid,is,swd,ms_ssim",
                         metrics_help=f"comma-separated list of {_metric_list()} (default: %(default)s)")
     _add_comparison(evaluate)
