@@ -177,10 +177,6 @@ def registry() -> dict[str, Metric]:
     return dict(sorted(_REGISTRY.items(), key=lambda item: item[1].order))
 
 
-def metric_names() -> tuple[str, ...]:
-    return tuple(registry())
-
-
 def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
     """Normalise ``"fid,kid"`` or ``["fid", "KID"]`` to registered metric names, in output order."""
     known = registry()
@@ -242,5 +238,5 @@ def check_options(metric: Metric, options: Any) -> Any:
 
 
 __all__ = ["FEATURES", "HIGHER", "IMAGES", "KEPT_FEATURES", "LOGITS", "LOWER", "Context", "Metric", "NoOptions",
-           "SetData", "all_options", "metric_names", "option", "option_fields", "option_flag", "parse_metrics",
+           "SetData", "all_options", "option", "option_fields", "option_flag", "parse_metrics",
            "register", "registry", "split_options"]

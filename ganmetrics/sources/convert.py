@@ -79,7 +79,7 @@ def _check_floats(x: torch.Tensor, value_range: ValueRange, what: str, warn: boo
             f"{what} has float values in [{observed_min:.4g}, {observed_max:.4g}] but "
             f"{spelled('value_range', 'the value range')} is (-1, 1); if these are [0, 1] images (e.g. torchvision "
             f"ToTensor), pass {_value_range_words(0, 1)}",
-            UserWarning, stacklevel=4,
+            UserWarning, stacklevel=3,
         )
 
 
@@ -93,10 +93,6 @@ def _check_dtype(dtype: torch.dtype | None, what: str, *, shown: object = None,
         f"{what} has dtype {dtype if shown is None else shown}; expected uint8 (0..255), uint16 (16-bit) or float in "
         f"value_range — convert it, e.g. {advice} if the values are already 0..255"
     )
-
-
-def _check_tensor_dtype(dtype: torch.dtype, what: str) -> None:
-    _check_dtype(dtype, what)
 
 
 def _check_nchw(shape: Sequence[int], what: str, *, single_image_hint: bool = True) -> None:
@@ -173,11 +169,3 @@ def _array_to_uint8(a: np.ndarray, value_range: ValueRange) -> torch.Tensor:
         a = a[..., None]
     a = np.array(a, dtype=a.dtype.newbyteorder("="), copy=True)  # native byte order, writable, contiguous
     return _tensor_to_uint8(torch.from_numpy(a).permute(0, 3, 1, 2), value_range)
-
-
-def _check_array_floats(a: np.ndarray, value_range: ValueRange, what: str, warn: bool = True) -> None:
-    _check_floats(_as_tensor(a), value_range, what, warn)
-
-
-def _check_tensor_floats(x: torch.Tensor, value_range: ValueRange, what: str, warn: bool = True) -> None:
-    _check_floats(x, value_range, what, warn)

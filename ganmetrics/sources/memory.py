@@ -23,12 +23,12 @@ from .base import (
 )
 from .convert import (
     _array_to_uint8,
+    _as_tensor,
     _check_array_dtype,
-    _check_array_floats,
+    _check_dtype,
+    _check_floats,
     _check_nchw,
     _check_nhwc,
-    _check_tensor_dtype,
-    _check_tensor_floats,
     _check_value_range,
     _tensor_to_uint8,
 )
@@ -44,7 +44,7 @@ def _array_source(a: np.ndarray, what: str, *, num_samples: int | None, batch_si
         raise InputError(f"{what} holds no images (shape {tuple(a.shape)})")
     n = _take(a.shape[0], num_samples, what)
     if a.dtype.kind == "f":
-        _check_array_floats(a[:n], value_range, what)
+        _check_floats(_as_tensor(a[:n]), value_range, what)
 
     def iterate() -> Iterator[ImageBatch]:
         for rows in _local_rows(n, batch_size, shard):
@@ -56,14 +56,14 @@ def _array_source(a: np.ndarray, what: str, *, num_samples: int | None, batch_si
 def _tensor_source(x: torch.Tensor, *, num_samples: int | None, batch_size: int, value_range: ValueRange,
                    device: torch.device | None, shard: Shard = LOCAL) -> ImageSource:
     what = f"{str(x.dtype).replace('torch.', '')} tensor"
-    _check_tensor_dtype(x.dtype, what)
+    _check_dtype(x.dtype, what)
     _check_nchw(x.shape, what)
     if x.shape[0] == 0:
         raise InputError(f"{what} holds no images")
     x = x.detach()
     n = _take(x.shape[0], num_samples, what)
     if x.is_floating_point():
-        _check_tensor_floats(x[:n], value_range, what)
+        _check_floats(x[:n], value_range, what)
     target = device if device is not None else x.device
 
     def iterate() -> Iterator[ImageBatch]:
@@ -111,14 +111,14 @@ def _convert_batch(images: torch.Tensor | np.ndarray | list, value_range: ValueR
         _check_array_dtype(images.dtype, what)
         _check_nhwc(images.shape, what)
         if images.dtype.kind == "f":
-            _check_array_floats(images, value_range, what, warn)
+            _check_floats(_as_tensor(images), value_range, what, warn)
         return _array_to_uint8(images, value_range)
     if isinstance(images, torch.Tensor):
-        _check_tensor_dtype(images.dtype, what)
+        _check_dtype(images.dtype, what)
         _check_nchw(images.shape, what)
         images = images.detach()
         if images.is_floating_point():
-            _check_tensor_floats(images, value_range, what, warn)
+            _check_floats(images, value_range, what, warn)
         return _tensor_to_uint8(images, value_range)
     if isinstance(images, (list, tuple)) and not images:
         raise InputError(f"{what} is an empty {type(images).__name__}: no images")
