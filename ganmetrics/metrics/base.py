@@ -31,6 +31,10 @@ IMAGES = "images"  #: the uint8 batches, fed to the metric's own accumulator
 
 LOWER, HIGHER = "lower", "higher"  #: directions: which way is better
 
+#: How the metrics' reproduction tolerances were measured (each metric's ``tolerance_basis`` goes on from here).
+ISA_MEASURED = ("Measured on the zoo's stored CI-tier images (dcgan, sagan; 2026-12-06, AMD EPYC with AVX-512): "
+                "oneDNN held to SSE4.1 or AVX2 kernels moved ")
+
 
 def option(default: Any, *, flag: str | None = None, help: str = "", minimum: int | None = 1, kind: type = int,
            cli: bool = True) -> Any:
@@ -85,6 +89,10 @@ class Metric:
     needs: ClassVar[frozenset[str]]  #: what each compared set's pass collects
     Options: ClassVar[type] = NoOptions
     prefix: ClassVar[str | None] = None  #: option keys ``{prefix}_{field}`` (default: the name)
+    #: the largest change of any of its numbers that is not a regression when the same uint8 images are scored on
+    #: another machine (absolute; leaderboards), and where that value comes from
+    tolerance: ClassVar[float] = 0.0
+    tolerance_basis: ClassVar[str] = ""
 
     # -- declaration helpers
     @classmethod
@@ -130,6 +138,14 @@ class Metric:
     def compute(self, gen: SetData, real: SetData | None, options: Any, ctx: Context) -> Any:
         """The value (a float, or a dict of floats) from the sets' data."""
         raise NotImplementedError
+
+    def tolerance_for(self, options: Any, num_images: tuple[int, int]) -> float:
+        """The reproduction tolerance of its numbers for sets of ``num_images`` (generated, reference) images."""
+        return self.tolerance
+
+    def headline(self, value: Any) -> float | None:
+        """The one number a quality gate judges (a dict's ``mean``)."""
+        return value.get("mean") if isinstance(value, dict) else value
 
     # -- presentation
     def short(self, value: Any) -> str:
@@ -237,6 +253,6 @@ def check_options(metric: Metric, options: Any) -> Any:
     return options
 
 
-__all__ = ["FEATURES", "HIGHER", "IMAGES", "KEPT_FEATURES", "LOGITS", "LOWER", "Context", "Metric", "NoOptions",
+__all__ = ["FEATURES", "HIGHER", "ISA_MEASURED", "IMAGES", "KEPT_FEATURES", "LOGITS", "LOWER", "Context", "Metric", "NoOptions",
            "SetData", "all_options", "option", "option_fields", "option_flag", "parse_metrics",
            "register", "registry", "split_options"]

@@ -23,11 +23,11 @@ class _DensityCoverage(ManifoldMetric):
 
 @register
 class DensityMetric(_DensityCoverage):
-    name, title, order = "density", "Density", 70
+    name, title, order, counted, over_k = "density", "Density", 70, "gen", True
     meaning = "Mean count of B's k-NN balls holding each of A's samples, over k (fidelity); higher is better."
 
 
 @register
 class CoverageMetric(_DensityCoverage):
-    name, title, order = "coverage", "Coverage", 71
+    name, title, order, counted = "coverage", "Coverage", 71, "real"
     meaning = "Share of B's samples whose k-NN ball holds one of A's samples (diversity); higher is better."

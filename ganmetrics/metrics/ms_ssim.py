@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..distributed import Shard, all_gather_concat, all_sum_int
 from ..errors import InputError
-from .base import IMAGES, Context, Metric, SetData, option, register
+from .base import IMAGES, ISA_MEASURED, Context, Metric, SetData, option, register
 
 K1 = 0.01
 K2 = 0.03
@@ -306,6 +306,8 @@ class MSSSIMMetric(Metric):
     needs = frozenset({IMAGES})
     Options = MSSSIMOptions
     meaning = "Mean MS-SSIM over pairs of images of A (Progressive GAN); lower is more diverse."
+    tolerance = 1e-5
+    tolerance_basis = ISA_MEASURED + "MS-SSIM not at all (float64 sums of float32 SSIM maps); 1e-5 for the CUDA path."
 
     def accumulator(self, role: str, options: MSSSIMOptions, ctx: Context, gen: SetData | None = None):
         return MSSSIMDiversity.for_shard(ctx.shard, max_pairs=options.num_pairs)

@@ -23,11 +23,11 @@ class _PrecisionRecall(ManifoldMetric):
 
 @register
 class PrecisionMetric(_PrecisionRecall):
-    name, title, order = "precision", "Precision", 60
+    name, title, order, counted = "precision", "Precision", 60, "gen"
     meaning = "Share of A's samples inside the k-NN manifold of B's features (fidelity); higher is better."
 
 
 @register
 class RecallMetric(_PrecisionRecall):
-    name, title, order = "recall", "Recall", 61
+    name, title, order, counted = "recall", "Recall", 61, "real"
     meaning = "Share of B's samples inside the k-NN manifold of A's features (diversity); higher is better."
