@@ -225,24 +225,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(train)
 
     board = commands.add_parser(
-        "leaderboard", help="the zoo's scores; --check rescores the CI tier and fails on a regression",
-        description="Print the stored leaderboard of the shipped zoo models (reference_stats/leaderboard.json). "
-                    "--check rescores a tier with its stored settings and exits 1 naming each number that moved "
-                    "beyond its tolerance; --update rescores and rewrites the file and docs/leaderboard.md "
-                    "(deliberately, never in CI); --num-samples N scores the models now without storing.")
+        "leaderboard", help="a leaderboard's scores; --check rescores and fails on a regression",
+        description="Print, check or update a leaderboard: a config of entries and settings "
+                    "(ganmetrics-leaderboard.toml or [tool.ganmetrics.leaderboard] in pyproject.toml in the current "
+                    "folder, else the zoo's, reference_stats/leaderboard.toml) and the results file beside it. "
+                    "--check rescores a tier and exits 1 naming each entry and metric that regressed beyond its "
+                    "tolerance and gate (a better score passes with a notice); --update rescores and rewrites the "
+                    "results (deliberately, never in CI). Exit 2: a bad config, naming the file and key.")
     action = board.add_mutually_exclusive_group()
     action.add_argument("--check", action="store_true", help="rescore and compare (exit 1 on a regression)")
-    action.add_argument("--update", action="store_true", help="rescore and rewrite the stored leaderboard")
-    action.add_argument("--num-samples", type=_positive_int, default=None,
-                        help="score the shipped models now at N generated (and N real) images; nothing is stored")
-    board.add_argument("--tier", default=None, help="ci or full (default: ci for --check/--update, all to print)")
-    board.add_argument("--models", default=None, help="comma-separated zoo models (default: every shipped one)")
-    board.add_argument("--file", default=None, metavar="PATH", help="leaderboard file (default: the shipped one)")
+    action.add_argument("--update", action="store_true", help="rescore and rewrite the results file")
+    board.add_argument("--config", default=None, metavar="PATH",
+                       help="the leaderboard config (default: ./ganmetrics-leaderboard.toml, ./pyproject.toml's "
+                            "[tool.ganmetrics.leaderboard], else the zoo's)")
+    board.add_argument("--tier", default=None, help="which tier of the config (default: its first)")
+    board.add_argument("--entries", "--models", dest="entries", default=None, metavar="A,B",
+                       help="comma-separated entries (default: all)")
+    board.add_argument("--junit-xml", default=None, metavar="PATH",
+                       help="with --check: write JUnit XML, one test case per entry and metric")
+    board.add_argument("--markdown", default=None, metavar="PATH",
+                       help="with --check: write a Markdown table of the verdicts (to post on a pull request)")
     board.add_argument("--docs", default=None, metavar="DIR",
-                       help="where --update writes leaderboard.md and .png (default: docs/ of the checkout "
-                            "ganmetrics runs from, if any)")
-    board.add_argument("--chart", default=None, metavar="PNG", help="also draw the stored leaderboard's chart")
-    board.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
+                       help="where --update writes the results page and chart (default: the config's docs key)")
+    board.add_argument("--chart", default=None, metavar="PNG", help="also draw the stored results' chart")
+    board.add_argument("--device", default=None, help="cpu, cuda ... (default: the config's, else cuda if available)")
     board.add_argument("--weights", default=None, metavar="PATH", help="Inception weights file")
     board.add_argument("--no-progress", action="store_true", help="hide progress bars")
     board.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -449,64 +455,69 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
 
     from . import leaderboard as lb
+    from .atomic import atomic_write
     from .errors import InputError
-    from .leaderboard_report import format_board, format_table, table_rows, tier_summary, write_docs
+    from .leaderboard import report as out
 
-    path = Path(args.file) if args.file else lb.leaderboard_path()
-    board = lb.read_leaderboard(path)
-    models = lb.shipped_models()
-    if args.models:
-        wanted = [name.strip() for name in args.models.split(",") if name.strip()]
-        unknown = [name for name in wanted if name not in models]
-        if unknown:
-            raise InputError(f"--models: {', '.join(unknown)} not shipped (shipped: {', '.join(models) or 'none'})")
-        models = wanted
+    config = lb.read_config(args.config or lb.default_config())
+    if args.device is not None:  # where to score is not a setting of the numbers
+        config = dataclasses.replace(config, tiers={name: dataclasses.replace(tier, entries=tuple(
+            dataclasses.replace(e, settings=dataclasses.replace(e.settings, device=args.device))
+            for e in tier.entries)) for name, tier in config.tiers.items()})
+    entries = [name.strip() for name in args.entries.split(",") if name.strip()] if args.entries else None
+    for flag, path in (("--junit-xml", args.junit_xml), ("--markdown", args.markdown), ("--chart", args.chart)):
+        if path:
+            if flag != "--chart" and not args.check:
+                raise InputError(f"{flag} reports a check: add --check")
+            check_writable(path, what=flag)
     progress = not args.no_progress
     if args.check:
-        tier = args.tier or "ci"
-        report = lb.check(board, tier, device=args.device, weights=args.weights, progress=progress, board_path=path)
-        for line in report.lines():
-            print(f"ganmetrics leaderboard: {line}", file=sys.stderr)
-        verdict = ("passed: every number within its tolerance" if report.passed else
-                   f"FAILED: {len(report.moved)} number(s) moved, {len(report.problems)} other problem(s)")
-        _emit(report.to_json(), args.json, f"{tier_summary(tier, report.rescored)}\n"
-                                           f"{format_table(table_rows(report.rescored))}\n\ncheck of {path}: {verdict}")
+        report = lb.check(config, args.tier, entries=entries, weights=args.weights, progress=progress)
+        for line in report.problems + [f.message for f in report.findings if f.failed]:
+            print(f"ganmetrics leaderboard: FAILED {line}", file=sys.stderr)
+        for line in [f.message for f in report.notices] + report.notes:
+            print(f"ganmetrics leaderboard: notice: {line}", file=sys.stderr)
+        if args.junit_xml:
+            with atomic_write(args.junit_xml) as handle:
+                handle.write(out.junit_xml(report))
+        if args.markdown:
+            with atomic_write(args.markdown, "w") as handle:
+                handle.write(out.check_markdown(report))
+        failed = sum(f.failed for f in report.findings)
+        verdict = ("passed: every number within its tolerance" + (" or gate" if report.notices else "")
+                   if report.passed else f"FAILED: {failed} regression(s), {len(report.problems)} other problem(s)")
+        _emit(report.to_json(), args.json,
+              f"{out.format_table(out.CHECK_HEADER, out.check_rows(report))}\n\n"
+              f"check of {config.path} (tier {report.tier}): {verdict}")
         return EXIT_OK if report.passed else EXIT_CHECK_FAILED
     if args.update:
         if os.environ.get("CI"):
-            raise InputError("--update rewrites the stored leaderboard; refusing under CI ($CI is set)")
-        tier = args.tier or "ci"
-        board = lb.rescore(board, tier, models, board_path=path, replace_models=not args.models, device=args.device,
-                           weights=args.weights, progress=progress)
-        lb.write_leaderboard(board, path)
-        docs = Path(args.docs) if args.docs else lb.repository_docs()
-        written = write_docs(board, docs) if docs is not None else []
-        for item in [path, *written]:
+            raise InputError("--update rewrites the stored results; refusing under CI ($CI is set)")
+        results, report = lb.update(config, args.tier, entries=entries, weights=args.weights, progress=progress)
+        docs = Path(args.docs) if args.docs else config.docs
+        written = out.write_docs(config, results, docs) if docs is not None else []
+        for item in [config.results, *written]:
             print(f"wrote {item}", file=sys.stderr)
-        _emit(board, args.json, format_board(board, [tier]))
+        for f in report.findings:
+            if f.status != "passed":
+                print(f"ganmetrics leaderboard: changed since the last update: {f.message}", file=sys.stderr)
+        _emit(results, args.json, out.format_results(results, [report.tier]))
         return EXIT_OK
-    if args.num_samples is not None:
-        record = lb.score_tier(lb.Tier.with_samples(args.num_samples), models, device=args.device,
-                               weights=args.weights, progress=progress)
-        _emit(record, args.json, f"{tier_summary(f'{args.num_samples} samples (not stored)', record)}\n"
-                                 f"{format_table(table_rows(record))}")
-        return EXIT_OK
+    results = lb.read_results(config.results)
     if args.tier is not None:
-        lb.tier_settings(board, args.tier)  # a clear error for a tier the file lacks
+        config.tier(args.tier)  # a clear error for a tier the config lacks
     if args.chart:
-        from .atomic import atomic_write
-        from .leaderboard_report import chart_png
-
-        check_writable(args.chart, what="--chart")
-        if not board.get("tiers"):
-            raise InputError(f"{path} has no scores to draw; create them with `ganmetrics leaderboard --update`")
+        if not results.get("tiers"):
+            raise InputError(f"{config.results} has no scores to draw; create them with `ganmetrics leaderboard "
+                             "--update`")
         with atomic_write(args.chart) as handle:
-            handle.write(chart_png(board))
+            handle.write(out.chart_png(results))
         print(f"wrote {args.chart}", file=sys.stderr)
-    _emit(board, args.json, format_board(board, [args.tier] if args.tier else None))
+    _emit(results, args.json, out.format_results(results, [args.tier] if args.tier else None))
     return EXIT_OK
 
 

@@ -39,6 +39,7 @@ def test_wheel_ships_the_statistics_the_leaderboard_and_the_checkpoints(wheel):
     stats = json.loads((REPO / "reference_stats" / "manifest.json").read_text())["stats"]
     models = json.loads((REPO / "ganmetrics" / "zoo" / "checkpoints" / "manifest.json").read_text())["models"]
     expected = {"ganmetrics/reference_stats/manifest.json", "ganmetrics/reference_stats/leaderboard.json",
+                "ganmetrics/reference_stats/leaderboard.toml", "ganmetrics/reference_stats/leaderboard-ci-samples.npz",
                 "ganmetrics/zoo/checkpoints/manifest.json"}
     expected |= {f"ganmetrics/reference_stats/{entry['file']}" for entry in stats}
     expected |= {f"ganmetrics/zoo/checkpoints/{entry['file']}" for entry in models}
@@ -50,8 +51,8 @@ def test_installed_wheel_resolves_bundled_names_inside_the_package(wheel, tmp_pa
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
     code = ("import ganmetrics, ganmetrics.leaderboard as lb; from ganmetrics.reference import reference_path; "
-            "print(ganmetrics.__file__); print(reference_path('shapes32')); print(lb.leaderboard_path()); "
-            "print(lb.shipped_models()); print(lb.repository_docs())")
+            "print(ganmetrics.__file__); print(reference_path('shapes32')); config = lb.read_config(lb.default_config()); "
+            "print(config.results); print([e.name for e in config.tier(None).entries]); print(config.docs)")
     lines = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path,
                            env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}).stdout.splitlines()
     package = Path(lines[0]).parent

@@ -80,3 +80,16 @@ def test_the_checkpoints_table_names_settings_changed_from_the_defaults():
         {"dcgan": entry})
     defaults = dict(entry, config=json.loads(json.dumps(default_config("dcgan").to_dict())))
     assert "| none |" in checkpoints_table({"dcgan": defaults})
+
+
+def test_a_released_model_joins_the_zoo_leaderboard_config_in_zoo_order(tmp_path):
+    from ganmetrics.leaderboard import read_config
+    from ganmetrics.zoo.release import add_zoo_entry
+
+    config = tmp_path / "leaderboard.toml"
+    from ganmetrics.leaderboard import zoo_config_path
+
+    config.write_text(zoo_config_path().read_text())
+    assert add_zoo_entry(config, "stylegan2") and add_zoo_entry(config, "wgan_gp")
+    assert not add_zoo_entry(config, "dcgan")  # there already
+    assert [e.name for e in read_config(config).tier("ci").entries] == ["dcgan", "wgan_gp", "sagan", "stylegan2"]

@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,7 +124,26 @@ def release(model: str, steps: int, *, reference: str = DEFAULT_REFERENCE, fid_s
         save_png(docs / f"{model}.png", sample_grid(trained))
         with atomic_write(docs / "checkpoints.md", "w") as handle:
             handle.write(checkpoints_table(read_manifest(checkpoints)))
+        board = REPO / "reference_stats" / "leaderboard.toml"
+        if board.is_file() and add_zoo_entry(board, model):
+            print(f"{model}: added to {board}; score it with `ganmetrics leaderboard --update --tier ci --entries "
+                  f"{model}` and `--tier full`", file=sys.stderr)
     return {**entry, "shipped": True}
+
+
+def add_zoo_entry(config: Path, model: str) -> bool:
+    """Add ``[entries.MODEL] zoo = "MODEL"`` to the zoo's leaderboard config, in the zoo's order (False: there
+    already)."""
+    text = config.read_text()
+    if re.search(rf"^\[entries\.{re.escape(model)}\]", text, flags=re.M):
+        return False
+    block = f'[entries.{model}]\nzoo = "{model}"\n\n'
+    later = model_names()[model_names().index(model) + 1:]
+    found = [m.start() for name in later if (m := re.search(rf"^\[entries\.{re.escape(name)}\]", text, flags=re.M))]
+    text = text[:min(found)] + block + text[min(found):] if found else text.rstrip("\n") + "\n\n" + block[:-1]
+    with atomic_write(config, "w") as handle:
+        handle.write(text)
+    return True
 
 
 def changed_settings(model: str, entry: dict) -> str:
