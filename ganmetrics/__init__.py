@@ -13,6 +13,7 @@ Public API (DESIGN.md §5)::
     gm.swd(gen, real)                  # Progressive GAN's Laplacian-pyramid SWD (×1e3)
     gm.precision_recall(gen, real)     # (precision, recall), k = 3, torch-fidelity's prc
     gm.density_coverage(gen, real)     # (density, coverage), k = 5, prdc
+    gm.fid_infinity(gen, real)         # FD∞: FID without its sample-size bias (Chong & Forsyth 2020)
     gm.evaluate(gen, real, metrics=("fid", "kid", "is", "swd", "ms_ssim"))   # one pass for all (any registered)
     gm.report(gen, real, "report.html")   # every metric, sample grids and SWD chart in one HTML page
     gm.FID(real="shapes32")            # metric objects for training loops: update(batch), compute(), reset()
@@ -26,6 +27,7 @@ from .api import (
     compute_stats,
     density_coverage,
     fid,
+    fid_infinity,
     inception_score,
     kid,
     ms_ssim_diversity,
@@ -63,6 +65,7 @@ __all__ = [
     "__version__",
     "compute_stats",
     "density_coverage",
+    "fid_infinity",
     "evaluate",
     "fid",
     "frechet_distance",

@@ -121,6 +121,20 @@ def density_coverage(gen, real, *, k: int = 5, **kwargs: Any) -> tuple[float, fl
     return result["density"], result["coverage"]
 
 
+def fid_infinity(gen, real, *, points: int = 15, smallest: int | None = None, seed: int = 0,
+                 return_points: bool = False, **kwargs: Any) -> float | tuple[float, dict[int, float]]:
+    """FD∞ of ``gen`` against ``real`` (Chong & Forsyth 2020; :mod:`ganmetrics.metrics.fid_infinity`): the intercept
+    at 1/N = 0 of the least-squares line through the FIDs of ``points`` random subsets of ``gen`` (sizes evenly
+    spaced in 1/N from ``smallest`` — default 5,000, or half of a set under 10,000 images — to N; drawn with
+    ``seed``).  ``return_points``: also the fitted points ``{N: FID_N}``.  Other keyword arguments: those of
+    :func:`ganmetrics.evaluate`."""
+    value = evaluate(gen, real, metrics=("fid_inf",), fid_inf_points=points, fid_inf_smallest=smallest, seed=seed,
+                     **kwargs)["fid_inf"]
+    if return_points:
+        return value["fid_inf"], {int(n): fid for n, fid in value["fid_n"].items()}
+    return value["fid_inf"]
+
+
 def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{name} must be an integer >= 1, got {value!r}")
@@ -218,5 +232,5 @@ def ms_ssim_diversity(gen, *, num_pairs: int = 10000, seed: int = 0, batch_size:
     return accumulator.compute()
 
 
-__all__ = ["as_stats", "compute_stats", "density_coverage", "fid", "inception_score", "kid",
+__all__ = ["as_stats", "compute_stats", "density_coverage", "fid", "fid_infinity", "inception_score", "kid",
            "ms_ssim_diversity", "precision_recall", "swd"]

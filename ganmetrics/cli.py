@@ -133,8 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     fid.add_argument("a", metavar="A")
     fid.add_argument("b", metavar="B")
     fid.add_argument("--curve", nargs="?", const="fid-curve.png", default=None, metavar="PNG",
-                     help="also FID of the first 50, 100, 200, ... images of A (the small-sample bias), "
-                          "plotted to PNG (default: fid-curve.png)")
+                     help="also FD∞ (Chong & Forsyth 2020): FIDs of 15 random subsets of A, sizes evenly spaced in "
+                          "1/N from min(5000, N/2) to N, and the intercept of their line in 1/N, plotted to PNG "
+                          "(default: fid-curve.png)")
+    fid.add_argument("--seed", type=int, default=0, help="seed of --curve's subsets (default: 0)")
     _add_comparison(fid)
     _add_common(fid)
     _add_value_range(fid)
@@ -291,18 +293,18 @@ def cmd_fid(args: argparse.Namespace) -> int:
               "seconds": round(time.perf_counter() - start, 3)}
     text = f"FID: {value:.6f}"
     if args.curve is not None:
-        from .metrics.fid import fid_curve
+        from .distributed import is_main_process
+        from .metrics.fid_infinity import fid_infinity
         from .plots import save_fid_curve
 
-        result["curve"] = fid_curve(gen_stats, real_stats, strict=not args.no_strict)
-        from .distributed import is_main_process
-
+        fit = fid_infinity(gen_stats, real_stats, seed=args.seed, strict=not args.no_strict)
+        result.update(fid_inf=fit["fid_inf"], curve=[{"num_samples": int(n), "fid": f} for n, f in fit["fid_n"].items()])
         if is_main_process():
-            save_fid_curve(result["curve"], args.curve, title=f"FID ({args.protocol}) of the first N images of "
-                                                              f"{Path(args.a).name} vs {Path(args.b).name}")
+            save_fid_curve(fit, args.curve, title=f"FID ({args.protocol}) of {Path(args.a).name} subsets vs "
+                                                  f"{Path(args.b).name}")
         result["curve_png"] = args.curve
         text += "\n" + "\n".join(f"  N = {p['num_samples']:>6}: FID {p['fid']:.4f}" for p in result["curve"])
-        text += f"\ncurve plotted to {args.curve}"
+        text += f"\nFD∞ (intercept at 1/N = 0): {fit['fid_inf']:.6f}\ncurve plotted to {args.curve}"
     _emit(result, args.json, text)
     return EXIT_OK
 

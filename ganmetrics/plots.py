@@ -82,22 +82,33 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def fid_curve_png(curve: list[dict], *, title: str = "FID against the number of generated samples") -> bytes:
-    """A log-x chart of ``[{"num_samples": n, "fid": value}, ...]`` as PNG bytes."""
+def fid_curve_png(result: dict, *, title: str = "FID against 1/N and its extrapolation FD∞") -> bytes:
+    """FD∞'s fit as PNG bytes: the subsets' FIDs against 1/N, the least-squares line, its intercept at 1/N = 0
+    (``result``: :func:`ganmetrics.metrics.fid_infinity.fid_infinity`'s)."""
+    from .metrics.fid_infinity import fit_line
+
+    sizes = [int(n) for n in result["fid_n"]]
+    fids = list(result["fid_n"].values())
+    intercept, slope = fit_line(sizes, fids)
     fig, ax = pyplot("the FID curve").subplots(figsize=(5.5, 3.6))
-    ax.plot([p["num_samples"] for p in curve], [p["fid"] for p in curve], marker="o")
-    ax.set_xscale("log")
-    ax.set_xlabel("generated samples N (the first N of A)")
+    x = [1 / n for n in sizes]
+    ax.plot(x, fids, "o", label="FID of a random subset of N images")
+    ax.plot([0, max(x)], [intercept, intercept + slope * max(x)], "-", linewidth=1,
+            label=f"least squares; FD∞ = {intercept:.3f}")
+    ax.plot([0], [intercept], "s")
+    ax.set_xlabel("1 / N")
     ax.set_ylabel("FID")
+    ax.set_xlim(left=0)
     ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return figure_png(fig)
 
 
-def save_fid_curve(curve: list[dict], path: str | os.PathLike, **kwargs) -> Path:
+def save_fid_curve(result: dict, path: str | os.PathLike, **kwargs) -> Path:
     path = Path(path)
     with atomic_write(path) as handle:
-        handle.write(fid_curve_png(curve, **kwargs))
+        handle.write(fid_curve_png(result, **kwargs))
     return path
 

@@ -6,9 +6,6 @@ the protocol decides how images reach the network (:mod:`ganmetrics.preprocess`)
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..errors import InputError
 from ..frechet import frechet_distance
 from ..stats import FeatureStats, check_compatible
 from .base import FEATURES, ISA_MEASURED, LOWER, Context, Metric, SetData, register
@@ -18,36 +15,6 @@ def fid_from_stats(a: FeatureStats, b: FeatureStats, *, strict: bool = True) -> 
     """FID between two statistics after checking they were computed the same way."""
     check_compatible(a, b, strict=strict)
     return frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
-
-
-def curve_counts(total: int, smallest: int = 50) -> list[int]:
-    """Sample counts for a FID curve: ``smallest``, doubling, up to and including ``total``."""
-    counts, n = [], min(smallest, total)
-    while n < total:
-        counts.append(n)
-        n *= 2
-    return counts + [total]
-
-
-def fid_curve(gen: FeatureStats, real: FeatureStats, counts: list[int] | None = None, *,
-              strict: bool = True) -> list[dict]:
-    """FID of the first ``n`` generated images against ``real`` for each ``n`` of ``counts`` (default:
-    :func:`curve_counts`): the small-sample bias of FID made visible.  ``gen`` must keep its features
-    (``keep_features=True``); each point's statistics are accumulated from them as for any set."""
-    if gen.features is None:
-        raise InputError("a FID curve needs the generated set's features: compute its statistics with "
-                         "keep_features=True")
-    features = np.asarray(gen.features)
-    counts = counts or curve_counts(len(features))
-    if min(counts) < 2 or max(counts) > len(features):
-        raise InputError(f"curve sample counts must lie in 2..{len(features)}, got {counts}")
-    points = []
-    for n in counts:
-        stats = FeatureStats(gen.dim, meta=gen.meta)
-        stats.update(features[:n])
-        points.append({"num_samples": n, "fid": fid_from_stats(stats, real, strict=strict)})
-    return points
-
 
 
 @register
