@@ -14,6 +14,8 @@ Public API (DESIGN.md §5)::
     gm.precision_recall(gen, real)     # (precision, recall), k = 3, torch-fidelity's prc
     gm.density_coverage(gen, real)     # (density, coverage), k = 5, prdc
     gm.fid_infinity(gen, real)         # FD∞: FID without its sample-size bias (Chong & Forsyth 2020)
+    gm.evaluate(gen, real, "fid,kid", bootstrap=100)  # + mean, std, 95 % interval of each by the bootstrap
+    gm.compare(gen_a, gen_b, real, metric="fid")      # is A better than B? paired bootstrap, p-value
     gm.evaluate(gen, real, metrics=("fid", "kid", "is", "swd", "ms_ssim"))   # one pass for all (any registered)
     gm.report(gen, real, "report.html")   # every metric, sample grids and SWD chart in one HTML page
     gm.FID(real="shapes32")            # metric objects for training loops: update(batch), compute(), reset()
@@ -24,6 +26,7 @@ import importlib
 
 from ._version import __version__
 from .api import (
+    compare,
     compute_stats,
     density_coverage,
     fid,
@@ -64,6 +67,7 @@ __all__ = [
     "WeightsError",
     "__version__",
     "compute_stats",
+    "compare",
     "density_coverage",
     "fid_infinity",
     "evaluate",

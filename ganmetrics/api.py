@@ -12,10 +12,10 @@ import torch
 from .devices import resolve_device
 from .distributed import current_shard, failing_together
 from .errors import InputError
-from .evaluate import evaluate
+from .evaluate import evaluate, run
 from .features import FeatureExtractor
 from .inputs import is_statistics, load_statistics
-from .metrics.base import FEATURES, KEPT_FEATURES
+from .metrics.base import FEATURES, KEPT_FEATURES, registry
 from .metrics.inception_score import TORCH_FIDELITY_SHUFFLE_SEED
 from .metrics.ms_ssim import MSSSIMDiversity
 from .metrics.swd import DEFAULT_MAX_MEMORY_BYTES, SWDDescriptors, swd_across_ranks
@@ -135,6 +135,30 @@ def fid_infinity(gen, real, *, points: int = 15, smallest: int | None = None, se
     return value["fid_inf"]
 
 
+def compare(gen_a, gen_b, real, *, metric: str = "fid", bootstrap: int = 100, ci: float = 0.95, seed: int = 0,
+            progress: bool = True, **kwargs: Any) -> dict:
+    """Is ``gen_a`` better than ``gen_b``?  A paired bootstrap of ``metric(A) − metric(B)`` against the same
+    resampled ``real`` (:func:`ganmetrics.bootstrap.compare_sets`): ``{"a", "b", "difference", "low", "high",
+    "std", "p_value", "verdict", ...}``.  ``metric``: one of pool3 features comparing two sets (fid, fid_inf, kid,
+    precision, recall, density, coverage).  One Inception pass per set (the reference's is shared).  Other keyword
+    arguments: those of :func:`ganmetrics.evaluate` (``num_samples``, ``batch_size``, the metric's options ...)."""
+    from .bootstrap import bootstrappable, check_bootstrap, compare_sets
+    from .metrics.base import Context, option_fields, parse_metrics, split_options
+
+    (name,) = parse_metrics([metric])
+    if not bootstrappable(name) or registry()[name].sides != 2:
+        raise InputError(f"compare: {name} is not a metric of pool3 features comparing two sets; choose one of "
+                         + ", ".join(m for m, x in registry().items() if bootstrappable(m) and x.sides == 2))
+    check_bootstrap(bootstrap, ci)
+    options = {k: v for k, v in kwargs.items() if k in option_fields()}
+    _, a = run(gen_a, real, (name,), seed=seed, progress=progress, keep_gen_features=True, keep_real_features=True,
+               **kwargs)
+    _, b = run(gen_b, a["real"].stats, (name,), seed=seed, progress=progress, keep_gen_features=True, **kwargs)
+    ctx = Context(seed=seed, device=resolve_device(kwargs.get("device")), strict=kwargs.get("strict", True))
+    return compare_sets(name, a["gen"], b["gen"], a["real"], split_options((name,), options)[name], ctx,
+                        replicates=bootstrap, confidence=ci, progress=progress)
+
+
 def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{name} must be an integer >= 1, got {value!r}")
@@ -232,5 +256,5 @@ def ms_ssim_diversity(gen, *, num_pairs: int = 10000, seed: int = 0, batch_size:
     return accumulator.compute()
 
 
-__all__ = ["as_stats", "compute_stats", "density_coverage", "fid", "fid_infinity", "inception_score", "kid",
+__all__ = ["as_stats", "compare", "compute_stats", "density_coverage", "fid", "fid_infinity", "inception_score", "kid",
            "ms_ssim_diversity", "precision_recall", "swd"]

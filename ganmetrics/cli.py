@@ -64,16 +64,30 @@ def _add_comparison(parser: argparse.ArgumentParser) -> None:
 
 def _add_metric_options(parser: argparse.ArgumentParser, *, metrics_default: str | None, metrics_help: str) -> None:
     """``--metrics``, ``--seed`` and every registered metric's options (``eval`` and ``report``)."""
-    from .metrics.base import option_flag
-
     parser.add_argument("--metrics", default=metrics_default, help=metrics_help)
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw of the metrics (default: 0)")
+    _add_bootstrap(parser)
+    _add_option_flags(parser)
+
+
+def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """Every registered metric's options as flags (``--kid-subsets`` ...)."""
+    from .metrics.base import option_flag
+
     for key, spec in _metric_option_specs().items():
         default = spec.default
         parser.add_argument(option_flag(key), dest=key, default=default,
                             type=_option_type(spec), help=(spec.metadata.get("help") or "")
                             + ("" if default is None or "default" in spec.metadata.get("help", "")
                                else f" (default: {default})"))
+
+
+def _add_bootstrap(parser: argparse.ArgumentParser, default: int = 0) -> None:
+    parser.add_argument("--bootstrap", type=_non_negative_int, default=default, metavar="B",
+                        help="resample each set's features B times (B >= 2) for the mean, std and interval of every "
+                             f"pool3-feature metric (default: {default or 'off'})")
+    parser.add_argument("--ci", type=float, default=0.95, metavar="C",
+                        help="the bootstrap interval's confidence (default: 0.95)")
 
 
 def _metric_option_specs() -> dict:
@@ -255,6 +269,23 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--no-progress", action="store_true", help="hide progress bars")
     board.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+    compare = commands.add_parser(
+        "compare", help="is A better than B against REAL? a paired bootstrap with an interval and a p-value",
+        description="Score A and B against the same REAL (one Inception pass per set) and resample all three sets' "
+                    "features B times, the reference's draw shared by A and B: the difference A − B, its interval "
+                    "and a two-sided p-value; prints a one-line verdict.")
+    compare.add_argument("a", metavar="A")
+    compare.add_argument("b", metavar="B")
+    compare.add_argument("real", metavar="REAL")
+    compare.add_argument("--metric", default="fid",
+                         help="fid, fid_inf, kid, precision, recall, density or coverage (default: fid)")
+    compare.add_argument("--seed", type=int, default=0, help="seed of the resampling and the metrics (default: 0)")
+    _add_bootstrap(compare, default=100)
+    _add_comparison(compare)
+    _add_common(compare)
+    _add_value_range(compare)
+    _add_option_flags(compare)
+
     demo = commands.add_parser("demo", help="FID between two built-in image sets (no data needed)",
                                description="Render two small built-in image sets (crisp shapes vs. blurred, "
                                            "noisy ones) and print their FID.")
@@ -328,8 +359,13 @@ def format_results(result: dict) -> str:
     """Human-readable lines for an :func:`ganmetrics.evaluate` result."""
     from .metrics.base import registry
 
-    lines = [metric.line(result[name]) for name, metric in registry().items() if name in result]
-    lines.append(f"protocol {result['protocol']}, images {result['num_samples']}")
+    boot = result.get("bootstrap", {})
+    lines = [metric.line(result[name]) + (f"   bootstrap {b['mean']:.6g} ± {b['std']:.3g}, {b['confidence']:.0%} "
+                                          f"[{b['low']:.6g}, {b['high']:.6g}]" if (b := boot.get(name)) else "")
+             for name, metric in registry().items() if name in result]
+    lines.append(f"protocol {result['protocol']}, images {result['num_samples']}"
+                 + (f", bootstrap of {'both sets' if len(boot['resampled']) == 2 else 'the generated set'}"
+                    if boot else ""))
     return "\n".join(lines)
 
 
@@ -338,7 +374,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result = evaluate(args.a, args.b, metrics=args.metrics, num_samples=args.num_samples, seed=args.seed,
-                      strict=not args.no_strict, **metric_options(args), **_extraction_kwargs(args))
+                      strict=not args.no_strict, bootstrap=args.bootstrap, ci=args.ci, **metric_options(args),
+                      **_extraction_kwargs(args))
     result["seconds"] = round(time.perf_counter() - start, 3)
     _emit(result, args.json, format_results(result))
     return EXIT_OK
@@ -350,7 +387,8 @@ def report_settings(args: argparse.Namespace):
 
     return ReportSettings.of(
         metrics=args.metrics, protocol=args.protocol, num_samples=args.num_samples, seed=args.seed,
-        grid_images=args.grid_images, strict=not args.no_strict, weights=args.weights,
+        grid_images=args.grid_images, strict=not args.no_strict, weights=args.weights, bootstrap=args.bootstrap,
+        ci=args.ci,
         value_range=tuple(args.value_range), **metric_options(args))
 
 
@@ -365,6 +403,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     text = format_results(data["results"]) + "".join(f"\n{name}: not computed ({why})"
                                                      for name, why in data["left_out"].items())
     _emit(data, args.json, text + f"\nreport written to {data['report']}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .api import compare
+
+    start = time.perf_counter()
+    result = compare(args.a, args.b, args.real, metric=args.metric, bootstrap=args.bootstrap, ci=args.ci,
+                     seed=args.seed, num_samples=args.num_samples, strict=not args.no_strict, **metric_options(args),
+                     **_extraction_kwargs(args))
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    _emit(result, args.json, f"A {result['a']:.6g}, B {result['b']:.6g}: {result['verdict']} "
+                             f"({result['replicates']} paired replicates)")
     return EXIT_OK
 
 
@@ -524,7 +575,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"fid": cmd_fid, "stats": cmd_stats, "eval": cmd_eval, "report": cmd_report, "dataset": cmd_dataset,
-            "sample": cmd_sample, "grid": cmd_grid, "train": cmd_train, "demo": cmd_demo,
+            "sample": cmd_sample, "compare": cmd_compare, "grid": cmd_grid, "train": cmd_train, "demo": cmd_demo,
             "leaderboard": cmd_leaderboard}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .bootstrap import bootstrap_metrics, bootstrappable, check_bootstrap
 from .devices import resolve_device
 from .distributed import current_shard, failing_together
 from .errors import InputError, spelled
@@ -43,7 +44,8 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = DEFAULT_METRICS, *, 
              num_samples: int | None = None, batch_size: int = 64, device=None, seed: int = 0,
              weights: str | None = None, value_range: tuple[float, float] = (-1.0, 1.0), progress: bool = True,
              num_workers: int | None = None, z_dim: int | None = None, strict: bool = True,
-             distributed: bool | None = None, extractor: FeatureExtractor | None = None, **options: Any) -> dict:
+             distributed: bool | None = None, extractor: FeatureExtractor | None = None, bootstrap: int = 0,
+             ci: float = 0.95, **options: Any) -> dict:
     """Several metrics of ``gen`` against ``real`` in one pass over each set.
 
     Returns a dict with the requested metrics' values — ``"fid"``, ``"precision"``, ... (floats), ``"kid"`` and
@@ -59,20 +61,28 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = DEFAULT_METRICS, *, 
     returns the same results, those of a single process (``distributed=False``: this process alone).
     ``extractor``: an already loaded :class:`FeatureExtractor` (its protocol and weights win over ``protocol`` /
     ``weights``).
+
+    ``bootstrap=B`` (B >= 2): also ``"bootstrap"``: for each metric of pool3 features (FID, FD∞, KID, precision,
+    recall, density, coverage) the mean, std and ``ci`` percentile interval of its headline number over B
+    replicates that resample each set's features with replacement (:mod:`ganmetrics.bootstrap`; seeded by
+    ``seed``).
     """
     return run(gen, real, metrics, protocol=protocol, num_samples=num_samples, batch_size=batch_size, device=device,
                seed=seed, weights=weights, value_range=value_range, progress=progress, num_workers=num_workers,
-               z_dim=z_dim, strict=strict, distributed=distributed, extractor=extractor, **options)[0]
+               z_dim=z_dim, strict=strict, distributed=distributed, extractor=extractor, bootstrap=bootstrap, ci=ci,
+               **options)[0]
 
 
 def run(gen, real, metrics: str | Iterable[str], *, protocol: str = DEFAULT_PROTOCOL, num_samples: int | None = None,
         batch_size: int = 64, device=None, seed: int = 0, weights: str | None = None,
         value_range: tuple[float, float] = (-1.0, 1.0), progress: bool = True, num_workers: int | None = None,
         z_dim: int | None = None, strict: bool = True, distributed: bool | None = None,
-        extractor: FeatureExtractor | None = None, keep_gen_features: bool = False,
-        image_sizes: dict[str, tuple[int, int]] | None = None, **options: Any) -> tuple[dict, dict[str, SetData]]:
-    """:func:`evaluate`, also returning each set's :class:`SetData` (``keep_gen_features``: with the generated
-    set's features).  ``image_sizes``: role → (H, W) when the caller has seen the images (checks run earlier)."""
+        extractor: FeatureExtractor | None = None, keep_gen_features: bool = False, keep_real_features: bool = False,
+        image_sizes: dict[str, tuple[int, int]] | None = None, bootstrap: int = 0, ci: float = 0.95,
+        **options: Any) -> tuple[dict, dict[str, SetData]]:
+    """:func:`evaluate`, also returning each set's :class:`SetData` (``keep_gen_features`` /
+    ``keep_real_features``: with that set's features).  ``image_sizes``: role → (H, W) when the caller has seen the
+    images (checks run earlier)."""
     known = registry()
     chosen = parse_metrics(metrics)
     chosen_options = split_options(chosen, options)
@@ -89,8 +99,12 @@ def run(gen, real, metrics: str | Iterable[str], *, protocol: str = DEFAULT_PROT
         sides = {role: resolve_input(source, num_samples=num_samples if role == "gen" else None, **opening)
                  for role, source in inputs.items()}
         needs = {role: frozenset().union(*(known[name].set_needs(role) for name in chosen)) for role in sides}
-        if keep_gen_features:
-            needs["gen"] |= {KEPT_FEATURES}
+        resampled = tuple(name for name in chosen if bootstrappable(name)) if bootstrap else ()
+        if bootstrap:
+            check_bootstrap(bootstrap, ci)
+        for role, keep in (("gen", keep_gen_features or resampled), ("real", keep_real_features or resampled)):
+            if keep and role in needs:
+                needs[role] |= {KEPT_FEATURES}
         if extractor is None and any(isinstance(sides[role], ImageSource) and needs[role] & _NETWORK
                                      for role in sides):
             extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights,
@@ -121,6 +135,10 @@ def run(gen, real, metrics: str | Iterable[str], *, protocol: str = DEFAULT_PROT
             known[name].prepare(chosen_options[name], ctx)
         for name in chosen:
             result[name] = known[name].compute(data["gen"], data.get("real"), chosen_options[name], ctx)
+        if resampled:
+            result["bootstrap"] = bootstrap_metrics(resampled, data["gen"], data.get("real"), chosen_options, ctx,
+                                                    replicates=bootstrap, confidence=ci,
+                                                    progress=progress and shard.is_main)
     finally:
         for side in data.values():
             for accumulator in side.accumulators.values():

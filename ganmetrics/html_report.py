@@ -72,6 +72,8 @@ class ReportSettings:
     strict: bool = True
     weights: str | None = None
     value_range: tuple[float, float] = (-1.0, 1.0)
+    bootstrap: int = 0
+    ci: float = 0.95
     options: dict = field(default_factory=dict)
 
     @classmethod
@@ -183,7 +185,8 @@ def collect_report(gen, real, settings: ReportSettings = ReportSettings(), *, ou
         results = evaluate(gen, reference, chosen, protocol=settings.protocol, num_samples=settings.num_samples,
                            batch_size=batch_size, device=device, seed=settings.seed, weights=settings.weights,
                            progress=progress, num_workers=num_workers, strict=settings.strict,
-                           value_range=settings.value_range, extractor=extractor, **settings.options)
+                           value_range=settings.value_range, extractor=extractor, bootstrap=settings.bootstrap,
+                           ci=settings.ci, **settings.options)
     notes += list(dict.fromkeys(str(w.message) for w in caught))
     model = extractor.model if extractor is not None else None
     return {
@@ -253,8 +256,11 @@ def _metrics_section(data: dict) -> str:
         title = html.escape(metric.title)
         if name in results:
             detail = metric.detail(options[name], results["protocol"], results["num_samples"])
+            boot = results.get("bootstrap", {}).get(name)
+            interval = (f" (bootstrap ± {boot['std']:.3g}, {boot['confidence']:.0%} [{boot['low']:.4g}, "
+                        f"{boot['high']:.4g}])" if boot else "")
             rows.append(f'<tr id="metric-{name}"><td>{title}</td><td class="value">'
-                        f'{html.escape(metric.short(results[name]))}</td><td class="meaning">'
+                        f'{html.escape(metric.short(results[name]) + interval)}</td><td class="meaning">'
                         f'{html.escape(metric.meaning)} <span class="muted">'
                         f'({html.escape(detail)})</span></td></tr>')
         elif name in data["left_out"]:
