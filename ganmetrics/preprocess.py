@@ -77,15 +77,25 @@ def _pytorch_fid(x: torch.Tensor) -> torch.Tensor:
     return 2 * x - 1
 
 
+def _torchmetrics(x: torch.Tensor) -> torch.Tensor:
+    """torchmetrics ≥ 1.8's default (``antialias=True``): torch's antialiased bilinear resize of the uint8 values
+    as float, then ``(x − 128) / 128``."""
+    x = F.interpolate(x.float(), size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False,
+                      antialias=True)
+    return (x - 128) / 128
+
+
 PROTOCOLS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tf": _tf,
     "clean": _clean,
     "pytorch-fid": _pytorch_fid,
+    "torchmetrics": _torchmetrics,
 }
 PROTOCOL_REFERENCES = {
     "tf": "TTUR / torch-fidelity / StyleGAN2-ADA (TF1 bilinear resize)",
     "clean": "clean-fid mode='clean' (PIL bicubic resize)",
     "pytorch-fid": "pytorch-fid (torch bilinear resize)",
+    "torchmetrics": "torchmetrics >= 1.8 FrechetInceptionDistance default (antialiased bilinear resize)",
 }
 
 

@@ -34,7 +34,7 @@ def images() -> torch.Tensor:
     return torch.from_numpy(render_images("shapes", 16, seed=3, size=64)).permute(0, 3, 1, 2).contiguous()
 
 
-@pytest.mark.parametrize("protocol", ["tf", "clean", "pytorch-fid"])
+@pytest.mark.parametrize("protocol", ["tf", "clean", "pytorch-fid", "torchmetrics"])
 def test_features_equal_the_cpu_features(inception, images, protocol):
     cpu = FeatureExtractor(protocol=protocol, device="cpu", model=load_inception(inception.weights_path))
     gpu = FeatureExtractor(protocol=protocol, device="cuda", model=load_inception(inception.weights_path))

@@ -85,3 +85,26 @@ def test_clean_protocol_equals_clean_fid(capsys, monkeypatch, tmp_path, image_fo
     ours = cli_fid(capsys, a, b, "clean", offline_weights, device)
     report("clean", "clean-fid", ours["fid"], theirs)
     assert ours["fid"] == pytest.approx(theirs, abs=TOLERANCE)
+
+
+def test_torchmetrics_protocol_equals_torchmetrics(capsys, image_folders, offline_weights, peer_weights_file, device):
+    fid_module = import_peer("torchmetrics.image.fid")
+    import numpy as np
+    from PIL import Image
+
+    a, b = image_folders
+
+    def images(folder):
+        return torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB"))
+                                          for p in sorted(folder.rglob("*.png"))])).permute(0, 3, 1, 2)
+    # torchmetrics' extractor is torch-fidelity's: it takes the same local weights file; its default antialias=True
+    metric = fid_module.FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(peer_weights_file))
+    metric = metric.to(device)
+    metric.update(images(b).to(device), real=True)
+    metric.update(images(a).to(device), real=False)
+    theirs = float(metric.compute())
+    ours = cli_fid(capsys, a, b, "torchmetrics", offline_weights, device)
+    tf = cli_fid(capsys, a, b, "tf", offline_weights, device)["fid"]
+    report("torchmetrics", "torchmetrics", ours["fid"], theirs)
+    assert ours["fid"] == pytest.approx(theirs, abs=TOLERANCE)
+    assert abs(tf - ours["fid"]) > 100 * TOLERANCE  # at 32 px the resize matters: another protocol, another number
