@@ -1,0 +1,1 @@
+"""Adapters to other frameworks (imported on use: each needs its framework installed)."""
