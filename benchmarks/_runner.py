@@ -228,6 +228,46 @@ MANIFOLD_IMPLS = {"ganmetrics": manifold_ganmetrics, "ganmetrics-prc": manifold_
                   "prdc": manifold_prdc}
 
 
+def _feature_sets(real, fake):
+    """The k-NN benchmark's vectors as two sets of statistics with their features kept (float64 accumulation)."""
+    from ganmetrics.metrics.base import SetData
+    from ganmetrics.stats import FeatureStats
+
+    sets = []
+    for role, x in (("gen", fake), ("real", real)):
+        stats = FeatureStats(FEATURE_DIM, keep_features=True)
+        stats.update(x)
+        sets.append(SetData(role=role, description=role, num_images=len(x), stats=stats))
+    return sets
+
+
+def uncertainty_fid(real, fake, replicates: int) -> dict:
+    from ganmetrics.metrics.fid import fid_from_stats
+
+    gen, ref = _feature_sets(real, fake)
+    return {"value": fid_from_stats(gen.stats, ref.stats)}
+
+
+def uncertainty_fid_inf(real, fake, replicates: int) -> dict:
+    from ganmetrics.metrics.fid_infinity import fid_infinity
+
+    gen, ref = _feature_sets(real, fake)
+    return {"value": fid_infinity(gen.stats, ref.stats)["fid_inf"]}
+
+
+def uncertainty_bootstrap(real, fake, replicates: int) -> dict:
+    from ganmetrics.bootstrap import bootstrap_metrics
+    from ganmetrics.metrics.base import Context, split_options
+
+    gen, ref = _feature_sets(real, fake)
+    result = bootstrap_metrics(("fid",), gen, ref, split_options(("fid",), {}), Context(seed=0),
+                               replicates=replicates)
+    return {"value": result["fid"]["mean"], "std": result["fid"]["std"]}
+
+
+UNCERTAINTY_IMPLS = {"fid": uncertainty_fid, "fid-inf": uncertainty_fid_inf, "bootstrap-fid": uncertainty_bootstrap}
+
+
 def train_child(args) -> NoReturn:
     """Time the trainer's iterations (see the module docstring); rank 0 prints the result."""
     import inspect
@@ -292,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     manifold.add_argument("impl", choices=list(MANIFOLD_IMPLS))
     manifold.add_argument("--n", type=int, default=10_000)
     manifold.add_argument("--seed", type=int, default=0)
+    uncertainty = tasks.add_parser("uncertainty")
+    uncertainty.add_argument("impl", choices=list(UNCERTAINTY_IMPLS))
+    uncertainty.add_argument("--n", type=int, default=10_000)
+    uncertainty.add_argument("--replicates", type=int, default=100)
+    uncertainty.add_argument("--seed", type=int, default=0)
     train = tasks.add_parser("train")
     train.add_argument("model")
     train.add_argument("--iterations", type=int, default=4)
@@ -310,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         result["tf32"] = [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32]
         result["fid"] = float(FID_IMPLS[args.impl](args.a, args.b, args))
+    elif args.task == "uncertainty":
+        real, fake = manifold_features(args.n, args.seed)
+        result["baseline_rss_mb"] = current_rss_mb()
+        started = time.perf_counter()
+        result.update(UNCERTAINTY_IMPLS[args.impl](real, fake, args.replicates))
+        result["compute_seconds"] = time.perf_counter() - started
     elif args.task == "manifold":
         real, fake = manifold_features(args.n, args.seed)
         result["baseline_rss_mb"] = current_rss_mb()
