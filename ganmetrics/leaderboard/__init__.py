@@ -18,6 +18,7 @@ from .config import CONFIG_NAME, Config, ConfigError, Entry, Tier, find_config, 
 from .results import (
     FAILED,
     IMPROVED,
+    RESULTS_FORMAT,
     WITHIN_GATE,
     Finding,
     judge_entry,
@@ -140,7 +141,10 @@ def update(config: Config, tier: str | None = None, *, entries: list[str] | None
     and its stored samples; returns the new results and how they compare with the old ones (informative)."""
     chosen_tier = config.tier(tier)
     chosen = select(chosen_tier, entries)
-    results = read_results(config.results)
+    try:
+        results = read_results(config.results)
+    except InputError:  # a damaged file, or one of an older format: this update writes it anew
+        results = {"format": RESULTS_FORMAT, "tiers": {}}
     old = results.get("tiers", {}).get(chosen_tier.name, {})
     scorer = _score(config, chosen, weights=weights, progress=progress, stored_images=None,
                     max_drift=MAX_DRIFT_FRACTION)
