@@ -232,7 +232,8 @@ class Scorer:
                 now, kept = self.rendered[bkey], (self.stored_images or {}).get(bkey)
                 if kept is not None and (why := drift(kept, now, self.max_drift)) is not None:
                     self.run.problems.append(f"the reference {s.reference} rendered now moved: {why}")
-                self.run.images[bkey] = now
+                if s.store_samples:
+                    self.run.images[bkey] = now
             one_set = tuple(name for name in s.metrics if known[name].sides == 1)
             data = self.stream(side, "real", [(m, "real") for m in s.metrics if known[m].sides == 2]
                                + [(m, "gen") for m in one_set], s, extractor, ctx, label=f"reference {label}")
