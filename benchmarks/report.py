@@ -27,6 +27,7 @@ EXTRA_COLUMNS = {
     "accumulation_mb": "added MB",
     "fid": "FID",
     "fd": "value",
+    "value": "value",
 }
 HEADER = """# Benchmarks
 
@@ -35,10 +36,14 @@ ganmetrics side by side with the peers, each suite in one pytest run on the same
 same group (> 1: ganmetrics is faster). Regenerate with:
 
 ```bash
-python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json --ignore=benchmarks/test_bench_manifold.py
+python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json --ignore=benchmarks/test_bench_manifold.py --ignore=benchmarks/test_bench_uncertainty.py
 python -m pytest benchmarks/test_bench_manifold.py --benchmark-only --benchmark-json=benchmarks/results-manifold.json
-python -m benchmarks.report benchmarks/results-cpu.json benchmarks/results-train.json benchmarks/results-manifold.json -o benchmarks/README.md
+python -m pytest benchmarks/test_bench_uncertainty.py --benchmark-only --benchmark-json=benchmarks/results-uncertainty.json
+python -m benchmarks.report benchmarks/results-cpu.json benchmarks/results-train.json benchmarks/results-manifold.json benchmarks/results-uncertainty.json -o benchmarks/README.md
 ```
+
+In the groups without a peer (FD∞ and the bootstrap) the ratio is to the group's first row, one plain FID of the
+same features.
 
 Training throughput of the zoo's models (seconds per iteration; the variants of each model side by side, with
 "before" the trainer of an earlier revision) comes from `python -m benchmarks.train_throughput --baseline REV -o
@@ -84,11 +89,12 @@ def _format_extra(value) -> str:
 
 def group_table(rows: list[dict]) -> list[str]:
     """Markdown lines of one group: implementation, median, min, ratio and extra columns."""
-    reference = next((r for r in rows if implementation(r) == REFERENCE), None)
+    # ganmetrics's row; in a group without peers (FD∞, the bootstrap), its first row: the baseline it runs first
+    reference = next((r for r in rows if implementation(r) == REFERENCE), rows[0] if rows else None)
     extras = [key for key in EXTRA_COLUMNS if any(key in r.get("extra_info", {}) for r in rows)]
     header = ["implementation", "median", "min", "rounds", "ratio"] + [EXTRA_COLUMNS[k] for k in extras]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in sorted(rows, key=lambda r: (implementation(r) != REFERENCE, r["stats"]["median"])):
+    for row in sorted(rows, key=lambda r: (r is not reference, r["stats"]["median"])):
         stats = row["stats"]
         ratio = f"{stats['median'] / reference['stats']['median']:.2f}×" if reference else "—"
         cells = [implementation(row), _format_seconds(stats["median"]), _format_seconds(stats["min"]),
