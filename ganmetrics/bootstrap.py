@@ -15,6 +15,7 @@ the reference once and uses the same draw for both, so the reference's own noise
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -89,7 +90,7 @@ def bootstrap_metrics(metrics: tuple[str, ...], gen: SetData, real: SetData | No
         raise InputError("the bootstrap resamples the generated set's features: they were not kept")
     sides = ["gen"] + (["real"] if _with_features(real) else [])
     rows_gen = draws(gen.num_images, replicates, ctx.seed, "gen")
-    rows_real = draws(real.num_images, replicates, ctx.seed, "real") if "real" in sides else iter(lambda: None, 0)
+    rows_real = draws(real.num_images, replicates, ctx.seed, "real") if "real" in sides else repeat(None)
     values: dict[str, list[float]] = {name: [] for name in metrics}
     with progress_bar(replicates, desc="bootstrap", enabled=progress) as bar:
         for _ in range(replicates):
@@ -110,7 +111,7 @@ def compare_sets(metric: str, a: SetData, b: SetData, real: SetData, options: An
     opts = {metric: options}
     point = {key: _values((metric,), side, real, opts, ctx)[metric] for key, side in (("a", a), ("b", b))}
     rows_a, rows_b = draws(a.num_images, replicates, ctx.seed, "gen"), draws(b.num_images, replicates, ctx.seed, "gen_b")
-    rows_real = draws(real.num_images, replicates, ctx.seed, "real") if _with_features(real) else iter(lambda: None, 0)
+    rows_real = draws(real.num_images, replicates, ctx.seed, "real") if _with_features(real) else repeat(None)
     deltas = []
     with progress_bar(replicates, desc="paired bootstrap", enabled=progress) as bar:
         for _ in range(replicates):

@@ -38,6 +38,14 @@ from .sources import same_size_runs, to_uint8_batch
 from .stats import FeatureStats, check_compatible
 
 
+def batch_features(extractor: FeatureExtractor, images, value_range: Sequence[float], *, what: str,
+                   warn: bool) -> torch.Tensor:
+    """Pool3 features ``[N, 2048]`` of one update's batch, whatever its form (converted and checked as a source's;
+    ``warn``: the [0, 1]-floats warning), each same-size run through the network."""
+    batch = to_uint8_batch(images, value_range, what=what, warn=warn)
+    return check_finite_features(torch.cat([extractor(run) for run in same_size_runs(batch)]), what)
+
+
 class _InceptionMetric:
     """What the objects share: the network, batch conversion, this rank's shard and the fake-side statistics."""
 
@@ -61,10 +69,10 @@ class _InceptionMetric:
 
     def _features(self, images) -> torch.Tensor:
         """Pool3 features of one batch (tensor N×C×H×W uint8 or float in ``value_range``, array N×H×W×C, list)."""
-        what = f"{type(self).__name__}.update() batch"
-        batch = to_uint8_batch(images, self.value_range, what=what, warn=self._first_update)
+        features = batch_features(self.extractor, images, self.value_range, what=f"{type(self).__name__}.update() "
+                                  "batch", warn=self._first_update)
         self._first_update = False
-        return check_finite_features(torch.cat([self.extractor(run) for run in same_size_runs(batch)]), what)
+        return features
 
     @property
     def num_samples(self) -> int:

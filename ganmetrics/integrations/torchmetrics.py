@@ -32,14 +32,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise InputError(f"ganmetrics.integrations.torchmetrics needs torchmetrics (pip install torchmetrics): {exc}") \
         from None
 
-from ..features import FeatureExtractor, check_finite_features
+from ..features import FeatureExtractor
 from ..frechet import frechet_distance
 from ..inception import FEATURE_DIM
+from ..metric_objects import batch_features
 from ..metrics.inception_score import TORCH_FIDELITY_SHUFFLE_SEED, inception_score_from_logits
 from ..metrics.kid import kid_from_features
 from ..metrics.manifold import manifold_scores
 from ..preprocess import DEFAULT_PROTOCOL, check_protocol
-from ..sources import same_size_runs, to_uint8_batch
 
 
 class _Inception(torchmetrics.Metric):
@@ -61,10 +61,8 @@ class _Inception(torchmetrics.Metric):
 
     def features(self, images) -> torch.Tensor:
         """Pool3 features ``[N, 2048]`` (float32) of a batch of images."""
-        what = f"{type(self).__name__}.update() batch"
-        batch = to_uint8_batch(images, self.value_range, what=what, warn=False)
-        extractor = self.extractor()
-        return check_finite_features(torch.cat([extractor(run) for run in same_size_runs(batch)]), what)
+        return batch_features(self.extractor(), images, self.value_range, what=f"{type(self).__name__}.update() "
+                              "batch", warn=False)
 
     def reference_features(self, real) -> torch.Tensor | None:
         """The pool3 features of ``real`` images given up front (None: fed with ``update(..., real=True)``)."""

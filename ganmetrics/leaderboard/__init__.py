@@ -81,10 +81,10 @@ class Report:
                 "findings": [f.__dict__ for f in self.findings], "entries": self.records}
 
 
-def _score(config: Config, entries: list[Entry], *, weights, progress, stored_images, max_drift) -> Scorer:
-    scorer = Scorer(config, weights=weights, progress=progress, stored_images=stored_images, max_drift=max_drift)
+def _score(scorer: Scorer, plans: list) -> Scorer:
+    """Score planned entries (:meth:`Scorer.plan`: every check that needs no image came first)."""
     try:
-        for entry, made, _ in scorer.plan(entries):  # every check that needs no image first, then the long work
+        for entry, made, _ in plans:
             scorer.score(entry, made)
     finally:
         scorer.close()
@@ -114,11 +114,7 @@ def check(config: Config, tier: str | None = None, *, entries: list[str] | None 
             raise InputError(f"{entry.name} was scored with Inception weights sha256 {scored_with}, but these are "
                              f"{scorer.run.weights_sha256}: the numbers are not comparable; pass those weights with "
                              "--weights")
-    try:
-        for entry, made, _ in plans:
-            scorer.score(entry, made)
-    finally:
-        scorer.close()
+    _score(scorer, plans)
     report = Report(config, chosen_tier.name, problems=list(scorer.run.problems), notes=list(scorer.run.notes),
                     records=scorer.run.records)
     for entry in chosen:
@@ -146,8 +142,8 @@ def update(config: Config, tier: str | None = None, *, entries: list[str] | None
     except InputError:  # a damaged file, or one of an older format: this update writes it anew
         results = {"format": RESULTS_FORMAT, "tiers": {}}
     old = results.get("tiers", {}).get(chosen_tier.name, {})
-    scorer = _score(config, chosen, weights=weights, progress=progress, stored_images=None,
-                    max_drift=MAX_DRIFT_FRACTION)
+    scorer = Scorer(config, weights=weights, progress=progress)
+    _score(scorer, scorer.plan(chosen))
     images = dict(scorer.run.images)
     path = samples_path(config.results, chosen_tier.name)
     if entries and old.get("samples") and path.is_file():  # a partial update keeps the other entries' sets

@@ -80,11 +80,7 @@ class Finding:
 def _gate(gates: dict, metric: str, increased: bool) -> tuple[str, Gate] | None:
     which = "max_increase" if increased else "max_decrease"
     spec = gates.get(metric, {}).get(which)
-    return None if spec is None else (which, spec if isinstance(spec, Gate) else _parse_gate(spec))
-
-
-def _parse_gate(text: str) -> Gate:
-    return Gate(float(text[:-1]) / 100, relative=True) if str(text).endswith("%") else Gate(float(text))
+    return None if spec is None else (which, spec)
 
 
 def judge(entry: str, metric: str, stored, now, tolerance: float, gates: dict) -> Finding:

@@ -137,6 +137,7 @@ class Scorer:
         self.extractors: dict[tuple, FeatureExtractor] = {}
         self.references: dict[str, Reference] = {}
         self.rendered: dict[str, np.ndarray] = {}  #: built-in references rendered now
+        self.statistics: dict[str, FeatureStats] = {}  #: statistics files and bundled names, read once
         self.run = Run()
 
     def extractor(self, s: Settings) -> FeatureExtractor:
@@ -202,9 +203,11 @@ class Scorer:
         return open_source(s.reference, num_samples=s.reference_images, batch_size=s.batch_size,
                            device=resolve_device(s.device), num_workers=0)
 
-    @staticmethod
-    def checked_stats(source: str, extractor: FeatureExtractor, key: str) -> FeatureStats:
-        stats = load_statistics(source)
+    def checked_stats(self, source: str, extractor: FeatureExtractor, key: str) -> FeatureStats:
+        """The statistics at ``source`` (read once per scorer), after checking they were made with these weights."""
+        if source not in self.statistics:
+            self.statistics[source] = load_statistics(source)
+        stats = self.statistics[source]
         if stats.meta.get("weights_sha256") != extractor.weights_sha256:
             raise InputError(f"{key} {source} was computed with Inception weights sha256 "
                              f"{stats.meta.get('weights_sha256')}, these weights are {extractor.weights_sha256}; "
