@@ -6,6 +6,7 @@ on 2 CPU cores; what is checked is bit-for-bit equality, which does not need lon
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -19,9 +20,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils.parametrizations import _SpectralNorm
 
 from ganmetrics.cli import main
+from ganmetrics.errors import InputError
 from ganmetrics.train import TrainConfig, distributed, train
 from ganmetrics.train.checkpoint import CHECKPOINT_NAME, load_training_checkpoint
 from ganmetrics.train.loop import Trainer
+from ganmetrics.zoo.checkpoints import export_generator
 
 REPO = Path(__file__).resolve().parent.parent
 #: (model, batch size, extra config) — small and fast, yet each exercises its own loss and regulariser
@@ -61,6 +64,40 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, model):
     train(config(model, tmp_path / "resumed", steps=4))  # continues from the step-2 checkpoint
     assert_same_state(load_training_checkpoint(tmp_path / "straight" / CHECKPOINT_NAME),
                       load_training_checkpoint(tmp_path / "resumed" / CHECKPOINT_NAME))
+
+
+def test_a_resumed_run_takes_schedule_changes_and_refuses_network_changes(tmp_path):
+    """On resume ``--set`` may change the learning rates, the EMA half-life and R1's γ (recorded with their step,
+    and Adam continues its moments at the new rate); a setting that shapes the networks is refused by name."""
+    train(config("stylegan2", tmp_path / "run", steps=2))
+    before = load_training_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    lowered = {**CASES["stylegan2"][1], "g_lr": 0.001, "d_lr": 0.0005}
+    world = distributed.setup("cpu")
+    try:
+        trainer = Trainer(dataclasses.replace(config("stylegan2", tmp_path / "run", steps=4),
+                                              model_overrides=lowered), world)
+        assert [group["lr"] for group in trainer.opt_G.param_groups] == [0.001]
+        assert [group["lr"] for group in trainer.opt_D.param_groups] == [pytest.approx(0.0005 * 2 / 3)]  # lazy R1
+        del trainer
+        gc.collect()
+    finally:
+        distributed.teardown(world)
+    train(dataclasses.replace(config("stylegan2", tmp_path / "run", steps=4), model_overrides=lowered))
+    after = load_training_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    assert (after["model_config"]["g_lr"], after["model_config"]["d_lr"]) == (0.001, 0.0005)
+    assert after["changes"] == [{"step": 2, "settings": {"g_lr": 0.001, "d_lr": 0.0005},
+                                 "previous": {"g_lr": before["model_config"]["g_lr"],
+                                              "d_lr": before["model_config"]["d_lr"]}}]
+    assert after["opt_G"]["param_groups"][0]["lr"] == 0.001
+    shipped = export_generator(tmp_path / "run" / CHECKPOINT_NAME, tmp_path / "stylegan2.pt")
+    assert shipped["changes"] == after["changes"] and shipped["config"]["g_lr"] == 0.001  # into the manifest
+    train(dataclasses.replace(config("stylegan2", tmp_path / "run", steps=6), model_overrides=lowered))
+    assert load_training_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["changes"] == after["changes"]  # no change
+    with pytest.raises(InputError, match=r"--set width 32 \(the run has 48\): .*checkpoint.pt continues a run whose "
+                                         r"networks are fixed; on resume only g_lr, d_lr, ema_half_life_kimg, "
+                                         r"r1_gamma may change"):
+        train(dataclasses.replace(config("stylegan2", tmp_path / "run", steps=8),
+                                  model_overrides={**lowered, "width": 32}))
 
 
 def test_training_changes_the_networks_and_logs(tmp_path):

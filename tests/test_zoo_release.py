@@ -80,6 +80,10 @@ def test_the_checkpoints_table_names_settings_changed_from_the_defaults():
         {"dcgan": entry})
     defaults = dict(entry, config=json.loads(json.dumps(default_config("dcgan").to_dict())))
     assert "| none |" in checkpoints_table({"dcgan": defaults})
+    lowered = dict(entry, changes=[{"step": 3000, "settings": {"d_lr": 5e-5}, "previous": {"d_lr": 1e-4}}],
+                   config=dict(entry["config"], d_lr=5e-5))
+    assert changed_settings("dcgan", lowered) == ("ema_half_life_kimg 50.0 (default 10.0), "
+                                                  "d_lr 0.0001 → 5e-05 at step 3000")
 
 
 def test_a_released_model_joins_the_zoo_leaderboard_config_in_zoo_order(tmp_path):

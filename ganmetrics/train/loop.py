@@ -55,6 +55,8 @@ class TrainState:
     d_step: int = 0  # discriminator steps done (= real batches consumed)
     elapsed_seconds: float = 0.0
     history: list = field(default_factory=list)  # [{"step": s, "fid": v, ...}]
+    #: settings changed on resume: [{"step": s, "settings": {"g_lr": new, ...}, "previous": {"g_lr": old, ...}}]
+    changes: list = field(default_factory=list)
 
 
 #: DDP would broadcast rank 0's buffers at every forward; the trainer broadcasts them once per iteration
@@ -70,12 +72,21 @@ def _seed_for(seed: int, rank: int, stream: int) -> int:
     return (seed * 1_000_003 + rank * 7919 + stream * 104_729) % (2**63 - 1)
 
 
-def _model_config(cfg: TrainConfig, data: TrainingSet) -> ModelConfig:
-    overrides = dict(cfg.model_overrides)
-    fields = {f.name for f in dataclasses.fields(get_spec(cfg.model).config_class)} - {"model"}
+#: Settings that a resumed run may change with ``--set`` (a schedule: the networks and the state stay valid);
+#: each change is recorded with its step in the checkpoint and the shipped model's manifest.
+RESUMABLE_SETTINGS = ("g_lr", "d_lr", "ema_half_life_kimg", "r1_gamma")
+
+
+def _check_overrides(model: str, overrides: dict) -> None:
+    fields = {f.name for f in dataclasses.fields(get_spec(model).config_class)} - {"model"}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise InputError(f"unknown {cfg.model} setting(s) {', '.join(unknown)} in --set; known: {', '.join(sorted(fields))}")
+        raise InputError(f"unknown {model} setting(s) {', '.join(unknown)} in --set; known: {', '.join(sorted(fields))}")
+
+
+def _model_config(cfg: TrainConfig, data: TrainingSet) -> ModelConfig:
+    overrides = dict(cfg.model_overrides)
+    _check_overrides(cfg.model, overrides)
     if cfg.num_classes is not None:
         overrides["num_classes"] = cfg.num_classes
     model_cfg = default_config(cfg.model, **overrides)
@@ -88,14 +99,31 @@ def _model_config(cfg: TrainConfig, data: TrainingSet) -> ModelConfig:
     return model_cfg
 
 
-def _optimizers(model_cfg: ModelConfig, G: nn.Module, D: nn.Module) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    """Adam for G and D with the paper's settings; D's corrected for lazy R1 (StyleGAN2 §B)."""
+def _resumed_config(cfg: TrainConfig, stored: ModelConfig, path: Path) -> tuple[ModelConfig, dict]:
+    """The stored config with ``--set``'s changes applied, and those changes (settings whose value differs from
+    the stored one: ``{name: new value}``); a change of a setting outside :data:`RESUMABLE_SETTINGS` is refused."""
+    _check_overrides(cfg.model, cfg.model_overrides)
+    changed = {k: v for k, v in cfg.model_overrides.items() if getattr(stored, k) != v}
+    fixed = sorted(set(changed) - set(RESUMABLE_SETTINGS))
+    if fixed:
+        raise InputError(f"--set {', '.join(f'{k} {changed[k]!r} (the run has {getattr(stored, k)!r})' for k in fixed)}"
+                         f": {path} continues a run whose networks are fixed; on resume only "
+                         f"{', '.join(RESUMABLE_SETTINGS)} may change (or start afresh with --no-resume)")
+    return (dataclasses.replace(stored, **changed) if changed else stored), changed
+
+
+def _adam_settings(model_cfg: ModelConfig) -> tuple[dict, dict]:
+    """Adam's ``lr`` and ``betas`` for G and D with the paper's settings; D's corrected for lazy R1 (StyleGAN2 §B)."""
     d_lr, d_betas = model_cfg.d_lr, tuple(model_cfg.betas)
     if model_cfg.r1_gamma > 0 and model_cfg.r1_interval > 1:
         c = model_cfg.r1_interval / (model_cfg.r1_interval + 1)
         d_lr, d_betas = d_lr * c, tuple(beta ** c for beta in d_betas)
-    return (torch.optim.Adam(G.parameters(), lr=model_cfg.g_lr, betas=tuple(model_cfg.betas)),
-            torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas))
+    return dict(lr=model_cfg.g_lr, betas=tuple(model_cfg.betas)), dict(lr=d_lr, betas=d_betas)
+
+
+def _optimizers(model_cfg: ModelConfig, G: nn.Module, D: nn.Module) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    g_settings, d_settings = _adam_settings(model_cfg)
+    return torch.optim.Adam(G.parameters(), **g_settings), torch.optim.Adam(D.parameters(), **d_settings)
 
 
 class Trainer:
@@ -109,7 +137,8 @@ class Trainer:
             checkpoint = load_training_checkpoint(self.out / CHECKPOINT_NAME)
         self.data = load_training_set(cfg.data, num_images=cfg.num_images, seed=cfg.seed)
         if checkpoint is not None:
-            self.model_cfg = config_from_dict(checkpoint["model_config"])
+            self.model_cfg, changed = _resumed_config(cfg, config_from_dict(checkpoint["model_config"]),
+                                                      self.out / CHECKPOINT_NAME)
             if checkpoint["world_size"] != world.world_size:
                 raise CheckpointError(f"{self.out / CHECKPOINT_NAME} was written by {checkpoint['world_size']} "
                                       f"process(es); resume it with as many (this run has {world.world_size})")
@@ -132,6 +161,10 @@ class Trainer:
         self.state = TrainState()
         if checkpoint is not None:
             self._restore(checkpoint)
+            if changed:
+                previous = config_from_dict(checkpoint["model_config"])
+                self.state.changes.append({"step": self.state.step, "settings": changed,
+                                           "previous": {k: getattr(previous, k) for k in changed}})
 
     def _device_ids(self) -> list[int] | None:
         return [self.world.device.index] if self.world.device.type == "cuda" else None
@@ -165,6 +198,7 @@ class Trainer:
                 "model_config": self.model_cfg.to_dict(), "train_config": dataclasses.asdict(self.cfg),
                 "world_size": self.world.world_size, "step": self.state.step, "d_step": self.state.d_step,
                 "elapsed_seconds": self.state.elapsed_seconds, "history": self.state.history,
+                "changes": self.state.changes,
                 "G": self.G.module.state_dict(), "D": self.D.module.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "rng": rng_states,
             })
@@ -175,8 +209,11 @@ class Trainer:
             self.G.module.load_state_dict(checkpoint["G"])
             self.D.module.load_state_dict(checkpoint["D"])
             self.G_ema.load_state_dict(checkpoint["G_ema"])
-            self.opt_G.load_state_dict(checkpoint["opt_G"])
-            self.opt_D.load_state_dict(checkpoint["opt_D"])
+            for optimizer, settings, key in zip((self.opt_G, self.opt_D), _adam_settings(self.model_cfg),
+                                                ("opt_G", "opt_D")):
+                optimizer.load_state_dict(checkpoint[key])  # Adam's moments; lr and betas come from the config
+                for group in optimizer.param_groups:
+                    group.update(settings)
             rng = checkpoint["rng"][self.world.rank]
         except (KeyError, RuntimeError, ValueError, IndexError) as exc:
             raise CheckpointError(f"{self.out / CHECKPOINT_NAME} does not match model {self.model_cfg.model}: "
@@ -186,7 +223,7 @@ class Trainer:
         if "cuda" in rng and self.world.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.world.device)
         self.state = TrainState(checkpoint["step"], checkpoint["d_step"], checkpoint["elapsed_seconds"],
-                                list(checkpoint.get("history", [])))
+                                list(checkpoint.get("history", [])), list(checkpoint.get("changes", [])))
 
     # -- steps ------------------------------------------------------------------------------------------
 

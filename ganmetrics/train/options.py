@@ -35,7 +35,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train in the standard NCHW layout instead of channels-last (slower; for comparisons)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even if DIR/checkpoint.pt exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
-    parser.add_argument("--set", default="{}", metavar="JSON", help='model config overrides, e.g. \'{"width": 32}\'')
+    parser.add_argument("--set", default="{}", metavar="JSON",
+                        help='model config overrides, e.g. \'{"width": 32}\'; on resume only g_lr, d_lr, '
+                             'ema_half_life_kimg and r1_gamma may change (recorded with the step)')
 
 
 def _overrides(text: str) -> dict:

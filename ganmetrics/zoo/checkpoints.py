@@ -93,7 +93,8 @@ def export_generator(training_checkpoint: str | os.PathLike, dest: str | os.Path
         "steps": run["step"], "images_seen": run["step"] * batch * run["world_size"] * config["d_steps"],
         "wall_seconds": round(run["elapsed_seconds"], 1), "processes": run["world_size"],
         "machine": machine_description(),
-        "seed": train_config["seed"], "data": train_config["data"], "config": config, **(extra or {}),
+        "seed": train_config["seed"], "data": train_config["data"], "config": config,
+        **({"changes": run["changes"]} if run.get("changes") else {}), **(extra or {}),
     }
 
 

@@ -148,10 +148,15 @@ def add_zoo_entry(config: Path, model: str) -> bool:
 
 def changed_settings(model: str, entry: dict) -> str:
     """The manifest entry's config and batch size where they differ from the model's defaults, e.g.
-    ``d_lr 0.0001 (default 0.0002)``."""
+    ``d_lr 0.0001 (default 0.0002)``, and the settings changed during training, e.g. ``g_lr 0.0025 → 0.001 at
+    step 15000``."""
     defaults = json.loads(json.dumps(default_config(model).to_dict()))
+    changes = entry.get("changes", [])
+    changed_later = {key for change in changes for key in change["settings"]}
     changed = [f"{key} {value} (default {defaults.get(key)})" for key, value in entry.get("config", {}).items()
-               if value != defaults.get(key)]
+               if value != defaults.get(key) and key not in changed_later]
+    changed += [f"{key} {change['previous'][key]} → {value} at step {change['step']}" for change in changes
+                for key, value in change["settings"].items()]
     if entry.get("batch_size") not in (None, defaults["batch_size"]):
         changed.append(f"batch {entry['batch_size']} (default {defaults['batch_size']})")
     return ", ".join(changed)
