@@ -43,13 +43,6 @@ def assert_float32_close(actual: torch.Tensor, expected: torch.Tensor, rel: floa
     torch.testing.assert_close(actual, expected, rtol=0, atol=rel * scale)
 
 
-@pytest.fixture(autouse=True)
-def _outside_ci(monkeypatch):
-    """Each test runs as on a developer's machine: CI sets ``$CI``, under which ``ganmetrics leaderboard
-    --update`` refuses to rewrite stored results; tests that need that refusal set ``CI`` themselves."""
-    monkeypatch.delenv("CI", raising=False)
-
-
 #: Tests that compare the CUDA path skip where torch sees no GPU (CI, developers' machines) and run
 #: on a GPU machine (``benchmarks/run_gpu.sh``); their results are recorded in benchmarks/README.md.
 requires_cuda = [pytest.mark.cuda,

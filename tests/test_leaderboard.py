@@ -26,6 +26,14 @@ from ganmetrics.zoo.checkpoints import read_manifest
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "leaderboard"
 
+
+@pytest.fixture(autouse=True)
+def _outside_ci(monkeypatch):
+    """These tests run ``--update`` as on a developer's machine, whatever ``$CI`` says: under CI it refuses to
+    rewrite stored results (the test of that refusal sets ``CI`` itself)."""
+    monkeypatch.delenv("CI", raising=False)
+
+
 # --- the verdict (pure) -------------------------------------------------------------------------------
 
 
