@@ -47,6 +47,8 @@ from .errors import (
     WeightsError,
 )
 from .evaluate import evaluate
+from .extractors.custom import CustomExtractor
+from .features import Extractor
 from .frechet import frechet_distance
 from .html_report import report
 from .metric_objects import FID, KID, InceptionScore
@@ -55,6 +57,8 @@ from .stats import FeatureStats, load_stats
 
 __all__ = [
     "CheckpointError",
+    "CustomExtractor",
+    "Extractor",
     "FID",
     "FeatureStats",
     "GanmetricsError",

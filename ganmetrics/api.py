@@ -13,7 +13,7 @@ from .devices import resolve_device
 from .distributed import current_shard, failing_together
 from .errors import InputError
 from .evaluate import evaluate, run
-from .features import FeatureExtractor
+from .features import resolve_extractor
 from .inputs import is_statistics, load_statistics
 from .metrics.base import FEATURES, KEPT_FEATURES, registry
 from .metrics.inception_score import TORCH_FIDELITY_SHUFFLE_SEED
@@ -29,9 +29,10 @@ def compute_stats(source, *, protocol: str = DEFAULT_PROTOCOL, num_samples: int 
                   keep_features: bool = False, batch_size: int = 64, device: torch.device | str | None = None,
                   seed: int = 0, weights: str | None = None, value_range: tuple[float, float] = (-1.0, 1.0),
                   progress: bool = True, num_workers: int | None = None, z_dim: int | None = None,
-                  extractor: FeatureExtractor | None = None, distributed: bool | None = None,
+                  feature_extractor: Any = None, distributed: bool | None = None,
                   role: str = "features") -> FeatureStats:
-    """Mean and covariance (float64) of the Inception pool3 features of ``source``.
+    """Mean and covariance (float64) of the features of ``source``: Inception pool3 by default, or those of
+    ``feature_extractor`` (:func:`ganmetrics.evaluate`), whose name and weights the statistics record.
 
     ``source`` is anything :func:`ganmetrics.sources.open_source` accepts (folder, zip, array,
     tensor, DataLoader, generator with ``num_samples``).  ``keep_features=True`` also keeps
@@ -41,8 +42,8 @@ def compute_stats(source, *, protocol: str = DEFAULT_PROTOCOL, num_samples: int 
     """
     shard = current_shard(distributed)
     with failing_together(shard):
-        extractor = extractor or FeatureExtractor(protocol=protocol, device=device, weights=weights,
-                                                  progress=progress and shard.is_main)
+        extractor = resolve_extractor(feature_extractor, protocol=protocol, device=device, weights=weights,
+                                      progress=progress and shard.is_main)
         images = open_source(source, num_samples=num_samples, batch_size=batch_size, seed=seed,
                              value_range=value_range, device=extractor.device, num_workers=num_workers, z_dim=z_dim,
                              shard=shard)
@@ -51,30 +52,32 @@ def compute_stats(source, *, protocol: str = DEFAULT_PROTOCOL, num_samples: int 
                       label=bar_label(role, source, extractor.protocol), progress=progress).stats
 
 
-def as_stats(source, *, keep_features: bool = False, extractor: FeatureExtractor | None = None,
-             **kwargs: Any) -> FeatureStats:
+def as_stats(source, *, keep_features: bool = False, feature_extractor: Any = None, **kwargs: Any) -> FeatureStats:
     """Statistics of ``source``: a FeatureStats, a stats file, a bundled reference name, or images (computed with
     :func:`compute_stats` and ``kwargs``)."""
     if is_statistics(source):
         return load_statistics(source)
-    return compute_stats(source, keep_features=keep_features, extractor=extractor, **kwargs)
+    return compute_stats(source, keep_features=keep_features, feature_extractor=feature_extractor, **kwargs)
 
 
 def fid(gen, real, *, protocol: str = DEFAULT_PROTOCOL, num_samples: int | None = None, batch_size: int = 64,
         device=None, seed: int = 0, weights: str | None = None, value_range: tuple[float, float] = (-1.0, 1.0),
         progress: bool = True, strict: bool = True, num_workers: int | None = None,
-        z_dim: int | None = None, distributed: bool | None = None) -> float:
+        z_dim: int | None = None, distributed: bool | None = None, feature_extractor: Any = None) -> float:
     """FID between ``gen`` and ``real`` (Heusel et al. 2017; :mod:`ganmetrics.metrics.fid`).
 
     ``gen``: a generator (``nn.Module`` or callable, needs ``num_samples``), folder, zip,
     npz/npy, array, tensor or DataLoader.  ``real``: any of those, or a statistics file, a
     :class:`FeatureStats`, or the name of a bundled reference set.  Statistics of different
-    protocols or weights are refused unless ``strict=False``.  Under torchrun the images are sharded
-    by rank and every rank returns the same FID (``distributed=False``: this process alone).
+    protocols, weights or feature extractors are refused unless ``strict=False``.  Under torchrun the images are
+    sharded by rank and every rank returns the same FID (``distributed=False``: this process alone).
+    ``feature_extractor``: Inception pool3 by default; ``"dinov2-vit-l-14"`` gives FD_DINOv2, a module or callable
+    gives the Fréchet distance in its feature space (:func:`ganmetrics.evaluate`).
     """
     return evaluate(gen, real, ("fid",), protocol=protocol, num_samples=num_samples, batch_size=batch_size,
                     device=device, seed=seed, weights=weights, value_range=value_range, progress=progress,
-                    strict=strict, num_workers=num_workers, z_dim=z_dim, distributed=distributed)["fid"]
+                    strict=strict, num_workers=num_workers, z_dim=z_dim, distributed=distributed,
+                    feature_extractor=feature_extractor)["fid"]
 
 
 def kid(gen, real, *, subsets: int = 100, subset_size: int = 1000, degree: int = 3, gamma: float | None = None,
@@ -151,6 +154,10 @@ def compare(gen_a, gen_b, real, *, metric: str = "fid", bootstrap: int = 100, ci
                          + ", ".join(m for m, x in registry().items() if bootstrappable(m) and x.sides == 2))
     check_bootstrap(bootstrap, ci)
     options = {k: v for k, v in kwargs.items() if k in option_fields()}
+    if kwargs.get("feature_extractor") is not None:  # a named or wrapped extractor: loaded once for both runs
+        kwargs["feature_extractor"] = resolve_extractor(
+            kwargs["feature_extractor"], protocol=kwargs.get("protocol", DEFAULT_PROTOCOL),
+            device=kwargs.get("device"), weights=kwargs.get("weights"), progress=progress)
     _, a = run(gen_a, real, (name,), seed=seed, progress=progress, keep_gen_features=True, keep_real_features=True,
                **kwargs)
     _, b = run(gen_b, a["real"].stats, (name,), seed=seed, progress=progress, keep_gen_features=True, **kwargs)

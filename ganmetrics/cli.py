@@ -20,6 +20,7 @@ from ._version import __version__
 from .atomic import check_writable
 from .errors import GanmetricsError, cli_words
 from .preprocess import DEFAULT_PROTOCOL, PROTOCOLS
+from .stats import FEATURE_NAME
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -29,8 +30,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="how images are resized and normalised for Inception (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch (default: 64)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--feature-extractor", default=None, metavar="NAME|MODULE:ATTR",
+                        help="the features of FID, KID, FD∞, precision/recall, density/coverage: inception (default), "
+                             "dinov2-vit-l-14 (--weights: its file), or module:attribute of a network or callable "
+                             "from uint8 images to [N, d] features, imported from the current directory "
+                             "(docs/feature-extractors.md)")
     parser.add_argument("--weights", default=None, metavar="PATH",
-                        help="Inception weights file (default: see README 'How weights are found')")
+                        help="the feature extractor's weights file (Inception's default: see README 'How weights are "
+                             "found')")
     parser.add_argument("--num-workers", type=_non_negative_int, default=None,
                         help="image decoding processes (default: min(4, CPU count))")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -305,7 +312,8 @@ def _emit(result: dict, as_json: bool, text: str) -> None:
 
 def _extraction_kwargs(args: argparse.Namespace) -> dict:
     kwargs = {"protocol": args.protocol, "batch_size": args.batch_size, "device": args.device,
-              "weights": args.weights, "num_workers": args.num_workers, "progress": not args.no_progress}
+              "weights": args.weights, "num_workers": args.num_workers, "progress": not args.no_progress,
+              "feature_extractor": args.feature_extractor}
     if hasattr(args, "value_range"):  # the commands that read user images
         kwargs["value_range"] = tuple(args.value_range)
     return kwargs
@@ -363,7 +371,9 @@ def format_results(result: dict) -> str:
     lines = [metric.line(result[name]) + (f"   bootstrap {b['mean']:.6g} ± {b['std']:.3g}, {b['confidence']:.0%} "
                                           f"[{b['low']:.6g}, {b['high']:.6g}]" if (b := boot.get(name)) else "")
              for name, metric in registry().items() if name in result]
+    feature = result.get("feature")
     lines.append(f"protocol {result['protocol']}, images {result['num_samples']}"
+                 + (f", features {feature}" if feature not in (None, FEATURE_NAME) else "")
                  + (f", bootstrap of {'both sets' if len(boot['resampled']) == 2 else 'the generated set'}"
                     if boot else ""))
     return "\n".join(lines)
@@ -388,7 +398,7 @@ def report_settings(args: argparse.Namespace):
     return ReportSettings.of(
         metrics=args.metrics, protocol=args.protocol, num_samples=args.num_samples, seed=args.seed,
         grid_images=args.grid_images, strict=not args.no_strict, weights=args.weights, bootstrap=args.bootstrap,
-        ci=args.ci,
+        ci=args.ci, feature_extractor=args.feature_extractor,
         value_range=tuple(args.value_range), **metric_options(args))
 
 

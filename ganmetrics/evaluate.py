@@ -18,7 +18,7 @@ from .bootstrap import bootstrap_metrics, bootstrappable, check_bootstrap
 from .devices import resolve_device
 from .distributed import current_shard, failing_together
 from .errors import InputError, spelled
-from .features import FeatureExtractor
+from .features import Extractor, resolve_extractor
 from .inputs import resolve_input
 from .metrics.base import (
     FEATURES,
@@ -33,7 +33,7 @@ from .metrics.base import (
 )
 from .preprocess import DEFAULT_PROTOCOL
 from .sources import ImageSource
-from .stats import FeatureStats
+from .stats import FeatureStats, check_meta_compatible
 from .stream import bar_label, stream_set
 
 DEFAULT_METRICS = ("fid", "kid", "is", "swd", "ms_ssim")
@@ -44,7 +44,7 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = DEFAULT_METRICS, *, 
              num_samples: int | None = None, batch_size: int = 64, device=None, seed: int = 0,
              weights: str | None = None, value_range: tuple[float, float] = (-1.0, 1.0), progress: bool = True,
              num_workers: int | None = None, z_dim: int | None = None, strict: bool = True,
-             distributed: bool | None = None, extractor: FeatureExtractor | None = None, bootstrap: int = 0,
+             distributed: bool | None = None, feature_extractor: Any = None, bootstrap: int = 0,
              ci: float = 0.95, **options: Any) -> dict:
     """Several metrics of ``gen`` against ``real`` in one pass over each set.
 
@@ -59,8 +59,11 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = DEFAULT_METRICS, *, 
     ms_ssim_num_pairs=10000, swd_num_images=None, pr_k=3, dc_k=5`` (``ganmetrics.metrics.base.registry()`` lists
     them).  Under torchrun each rank takes its share of both sets (:mod:`ganmetrics.distributed`) and every rank
     returns the same results, those of a single process (``distributed=False``: this process alone).
-    ``extractor``: an already loaded :class:`FeatureExtractor` (its protocol and weights win over ``protocol`` /
-    ``weights``).
+    ``feature_extractor``: the features of FID, KID, FD∞, precision/recall and density/coverage —
+    ``None``/``"inception"`` (Inception pool3, the default), ``"dinov2-vit-l-14"`` (``weights``: its file),
+    ``"module:attribute"``, an ``nn.Module`` or callable from uint8 images to ``[N, d]`` features, or a loaded
+    :class:`~ganmetrics.features.Extractor` (its protocol and weights win over ``protocol`` / ``weights``); see
+    :func:`ganmetrics.features.resolve_extractor`.  Statistics given as inputs must come from the same extractor.
 
     ``bootstrap=B`` (B >= 2): also ``"bootstrap"``: for each metric of pool3 features (FID, FD∞, KID, precision,
     recall, density, coverage) the mean, std and ``ci`` percentile interval of its headline number over B
@@ -69,15 +72,15 @@ def evaluate(gen, real=None, metrics: str | Iterable[str] = DEFAULT_METRICS, *, 
     """
     return run(gen, real, metrics, protocol=protocol, num_samples=num_samples, batch_size=batch_size, device=device,
                seed=seed, weights=weights, value_range=value_range, progress=progress, num_workers=num_workers,
-               z_dim=z_dim, strict=strict, distributed=distributed, extractor=extractor, bootstrap=bootstrap, ci=ci,
-               **options)[0]
+               z_dim=z_dim, strict=strict, distributed=distributed, feature_extractor=feature_extractor,
+               bootstrap=bootstrap, ci=ci, **options)[0]
 
 
 def run(gen, real, metrics: str | Iterable[str], *, protocol: str = DEFAULT_PROTOCOL, num_samples: int | None = None,
         batch_size: int = 64, device=None, seed: int = 0, weights: str | None = None,
         value_range: tuple[float, float] = (-1.0, 1.0), progress: bool = True, num_workers: int | None = None,
         z_dim: int | None = None, strict: bool = True, distributed: bool | None = None,
-        extractor: FeatureExtractor | None = None, keep_gen_features: bool = False, keep_real_features: bool = False,
+        feature_extractor: Any = None, keep_gen_features: bool = False, keep_real_features: bool = False,
         image_sizes: dict[str, tuple[int, int]] | None = None, bootstrap: int = 0, ci: float = 0.95,
         **options: Any) -> tuple[dict, dict[str, SetData]]:
     """:func:`evaluate`, also returning each set's :class:`SetData` (``keep_gen_features`` /
@@ -86,7 +89,7 @@ def run(gen, real, metrics: str | Iterable[str], *, protocol: str = DEFAULT_PROT
     known = registry()
     chosen = parse_metrics(metrics)
     chosen_options = split_options(chosen, options)
-    device = resolve_device(device)
+    requested_device, device = device, resolve_device(device)
     shard = current_shard(distributed)
     comparing = [name for name in chosen if known[name].sides == 2]
     if comparing and real is None:
@@ -105,13 +108,19 @@ def run(gen, real, metrics: str | Iterable[str], *, protocol: str = DEFAULT_PROT
         for role, keep in (("gen", keep_gen_features or resampled), ("real", keep_real_features or resampled)):
             if keep and role in needs:
                 needs[role] |= {KEPT_FEATURES}
-        if extractor is None and any(isinstance(sides[role], ImageSource) and needs[role] & _NETWORK
-                                     for role in sides):
-            extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights,
-                                         progress=progress and shard.is_main)
+        extractor: Extractor | None = None
+        if isinstance(feature_extractor, Extractor) or any(isinstance(sides[role], ImageSource)
+                                                           and needs[role] & _NETWORK for role in sides):
+            # a user's module runs where its parameters are unless a device was asked for
+            extractor = resolve_extractor(feature_extractor, protocol=protocol, device=requested_device,
+                                          weights=weights, progress=progress and shard.is_main)
+            images = [side for role, side in sides.items() if isinstance(side, ImageSource) and needs[role] & _NETWORK]
+            for role, side in sides.items():  # statistics of another extractor: refused before any image is read
+                if strict and images and isinstance(side, FeatureStats) and needs[role] & _NETWORK:
+                    check_meta_compatible(side.meta, extractor.stats_meta(images[0].description))
     protocol = extractor.protocol if extractor is not None else protocol
     ctx = Context(seed=seed, device=device, shard=shard, strict=strict,
-                  has_classifier=extractor.model.has_classifier if extractor is not None else None,
+                  has_classifier=extractor.has_classifier if extractor is not None else None,
                   image_sizes=dict(image_sizes or {}))
     for name in chosen:
         reason = known[name].unavailable(sides["gen"], sides.get("real"), chosen_options[name], ctx)
@@ -131,6 +140,10 @@ def run(gen, real, metrics: str | Iterable[str], *, protocol: str = DEFAULT_PROT
                                     label=bar_label(role, inputs[role], getattr(extractor, "protocol", None)),
                                     progress=progress)
         result: dict = {"protocol": protocol, "num_samples": [data[role].num_images for role in data]}
+        feature = extractor.name if extractor is not None else next(
+            (d.stats.meta.get("feature") for d in data.values() if d.stats is not None), None)
+        if feature is not None:
+            result["feature"] = feature
         for name in chosen:
             known[name].prepare(chosen_options[name], ctx)
         for name in chosen:

@@ -21,9 +21,10 @@ import os
 import shlex
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from .devices import resolve_device
 from .distributed import is_main_process
 from .errors import InputError, spelled
 from .evaluate import evaluate
-from .features import FeatureExtractor
+from .features import Extractor, resolve_extractor
 from .imageio import encode_png
 from .inputs import is_statistics, load_statistics
 from .metrics.base import (
@@ -66,6 +67,7 @@ class ReportSettings:
 
     metrics: tuple[str, ...] | None = None
     protocol: str = DEFAULT_PROTOCOL
+    feature_extractor: Any = None  #: as evaluate() takes it; default Inception
     num_samples: int | None = None
     seed: int = 0
     grid_images: int = 64
@@ -104,7 +106,8 @@ def reproduce_command(gen, real, output: str | os.PathLike, settings: ReportSett
                       title: str | None = None) -> str | None:
     """The ``ganmetrics report`` command line that makes this report again (paths made absolute), or ``None``
     when a set is a Python object rather than a path or a bundled name, or an option has no command-line flag."""
-    if not all(isinstance(s, (str, os.PathLike)) for s in (gen, real)):
+    if not all(isinstance(s, (str, os.PathLike)) for s in (gen, real)) or not isinstance(
+            settings.feature_extractor, (str, type(None))):
         return None
     defaults = ReportSettings()
     specs = option_fields()
@@ -141,14 +144,14 @@ def _grid_or_reason(source, settings: ReportSettings, what: str) -> tuple[np.nda
     return first_images(source, settings.grid_images, seed=settings.seed, value_range=settings.value_range), None
 
 
-def _chosen_metrics(settings: ReportSettings, gen, real, extractor: FeatureExtractor | None,
+def _chosen_metrics(settings: ReportSettings, gen, real, extractor: Extractor | None,
                     sizes: dict[str, tuple[int, int]]) -> tuple[tuple[str, ...], dict[str, str]]:
     """The metrics to compute and, when every metric was asked for, why each left out cannot apply (``real``:
     images, or the reference statistics already loaded; ``sizes``: role → the grids' image size)."""
     if settings.metrics is not None:
         return settings.metrics, {}
     known = registry()
-    ctx = Context(seed=settings.seed, has_classifier=extractor.model.has_classifier if extractor else None,
+    ctx = Context(seed=settings.seed, has_classifier=extractor.has_classifier if extractor else None,
                   image_sizes=sizes)
     options = split_options(known, settings.options)
     left_out = {name: str(reason) for name, metric in known.items()
@@ -175,8 +178,8 @@ def collect_report(gen, real, settings: ReportSettings = ReportSettings(), *, ou
     wanted = settings.metrics if settings.metrics is not None else tuple(registry())
     extractor = None
     if any(registry()[name].needs & {FEATURES, KEPT_FEATURES, LOGITS} for name in wanted):
-        extractor = FeatureExtractor(protocol=settings.protocol, device=device, weights=settings.weights,
-                                     progress=progress)
+        extractor = resolve_extractor(settings.feature_extractor, protocol=settings.protocol, device=device,
+                                      weights=settings.weights, progress=progress)
     sizes = {role: tuple(grid.shape[1:3]) for role, grid in grids.items() if grid is not None}
     reference = load_statistics(real) if is_statistics(real) else real  # a statistics file is read once, here
     chosen, left_out = _chosen_metrics(settings, gen, reference, extractor, sizes)
@@ -185,10 +188,10 @@ def collect_report(gen, real, settings: ReportSettings = ReportSettings(), *, ou
         results = evaluate(gen, reference, chosen, protocol=settings.protocol, num_samples=settings.num_samples,
                            batch_size=batch_size, device=device, seed=settings.seed, weights=settings.weights,
                            progress=progress, num_workers=num_workers, strict=settings.strict,
-                           value_range=settings.value_range, extractor=extractor, bootstrap=settings.bootstrap,
+                           value_range=settings.value_range, feature_extractor=extractor, bootstrap=settings.bootstrap,
                            ci=settings.ci, **settings.options)
     notes += list(dict.fromkeys(str(w.message) for w in caught))
-    model = extractor.model if extractor is not None else None
+    model = getattr(extractor, "model", None)  # Inception's network: its weights file
     return {
         "format": REPORT_FORMAT,
         "title": title or f"{describe_source(gen)} vs {describe_source(real)}",
@@ -197,10 +200,14 @@ def collect_report(gen, real, settings: ReportSettings = ReportSettings(), *, ou
         "real": describe_source(real),
         "results": results,
         "left_out": left_out,
-        "settings": asdict(settings),
+        # a user's extractor object is named, not copied (asdict deep-copies)
+        "settings": {**asdict(replace(settings, feature_extractor=None)), "feature_extractor": (
+            settings.feature_extractor if isinstance(settings.feature_extractor, (str, type(None)))
+            else getattr(extractor, "name", None))},
         "protocol": {"name": settings.protocol, "reproduces": PROTOCOL_REFERENCES[settings.protocol]},
-        "weights": {"path": getattr(model, "weights_path", None), "sha256": getattr(model, "weights_sha256", None),
-                    "classifier": getattr(model, "has_classifier", None)},
+        "feature": getattr(extractor, "name", None),
+        "weights": {"path": getattr(model, "weights_path", None), "sha256": getattr(extractor, "weights_sha256", None),
+                    "classifier": getattr(extractor, "has_classifier", None)},
         "environment": run_environment(device),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": round(time.perf_counter() - start, 1),
@@ -351,8 +358,10 @@ def _provenance_section(data: dict) -> str:
     env, weights = data["environment"], data["weights"]
     rows = [("A (generated)", data["gen"]), ("B (reference)", data["real"]),
             ("protocol", f"{data['protocol']['name']}: equals {data['protocol']['reproduces']}")]
+    if data.get("feature"):
+        rows += [("features", data["feature"])]
     if weights["sha256"]:
-        rows += [("Inception weights", f"{weights['path']}"), ("weights SHA-256", weights["sha256"]),
+        rows += [("weights", f"{weights['path']}"), ("weights SHA-256", weights["sha256"]),
                  ("classifier layer", "yes" if weights["classifier"] else "no (pool3 features only)")]
     settings = {**data["settings"], "metrics": data["settings"]["metrics"] or "every one that applies"}
     rows += [("settings", ", ".join(f"{k}={v}" for k, v in settings.items())),

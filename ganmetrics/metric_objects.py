@@ -28,8 +28,8 @@ import torch
 from .api import as_stats
 from .distributed import Shard, all_gather_concat, current_shard
 from .errors import InputError
-from .features import FeatureExtractor, check_finite_features
-from .inception import FEATURE_DIM, NUM_CLASSES
+from .features import Extractor, check_finite_features, resolve_extractor
+from .inception import NUM_CLASSES
 from .metrics.fid import fid_from_stats
 from .metrics.inception_score import TORCH_FIDELITY_SHUFFLE_SEED, inception_score_from_logits
 from .metrics.kid import kid_from_features
@@ -38,9 +38,9 @@ from .sources import same_size_runs, to_uint8_batch
 from .stats import FeatureStats, check_compatible
 
 
-def batch_features(extractor: FeatureExtractor, images, value_range: Sequence[float], *, what: str,
+def batch_features(extractor: Extractor, images, value_range: Sequence[float], *, what: str,
                    warn: bool) -> torch.Tensor:
-    """Pool3 features ``[N, 2048]`` of one update's batch, whatever its form (converted and checked as a source's;
+    """Features ``[N, d]`` of one update's batch, whatever its form (converted and checked as a source's;
     ``warn``: the [0, 1]-floats warning), each same-size run through the network."""
     batch = to_uint8_batch(images, value_range, what=what, warn=warn)
     return check_finite_features(torch.cat([extractor(run) for run in same_size_runs(batch)]), what)
@@ -54,10 +54,10 @@ class _InceptionMetric:
 
     def __init__(self, *, protocol: str = DEFAULT_PROTOCOL, device: torch.device | str | None = None,
                  weights: str | None = None, value_range: Sequence[float] = (-1.0, 1.0),
-                 distributed: bool | None = None, progress: bool = False) -> None:
+                 distributed: bool | None = None, progress: bool = False, feature_extractor=None) -> None:
         self.shard: Shard = current_shard(distributed)
-        self.extractor = FeatureExtractor(protocol=protocol, device=device, weights=weights,
-                                          progress=progress and self.shard.is_main)
+        self.extractor = resolve_extractor(feature_extractor, protocol=protocol, device=device, weights=weights,
+                                           progress=progress and self.shard.is_main)
         self.value_range = tuple(value_range)
         self.protocol = self.extractor.protocol
         self._fake = self._new_stats("updates (fake)")
@@ -65,10 +65,10 @@ class _InceptionMetric:
 
     def _new_stats(self, source: str) -> FeatureStats:
         meta = self.extractor.stats_meta(f"{type(self).__name__} {source}")
-        return FeatureStats(FEATURE_DIM, keep_features=self.keeps_features, meta=meta)
+        return FeatureStats(self.extractor.feature_dim, keep_features=self.keeps_features, meta=meta)
 
     def _features(self, images) -> torch.Tensor:
-        """Pool3 features of one batch (tensor N×C×H×W uint8 or float in ``value_range``, array N×H×W×C, list)."""
+        """Features of one batch (tensor N×C×H×W uint8 or float in ``value_range``, array N×H×W×C, list)."""
         features = batch_features(self.extractor, images, self.value_range, what=f"{type(self).__name__}.update() "
                                   "batch", warn=self._first_update)
         self._first_update = False
@@ -92,12 +92,12 @@ class FID(_InceptionMetric):
     def __init__(self, real=None, *, protocol: str = DEFAULT_PROTOCOL, device: torch.device | str | None = None,
                  weights: str | None = None, value_range: Sequence[float] = (-1.0, 1.0), strict: bool = True,
                  reset_real: bool = False, distributed: bool | None = None, progress: bool = False,
-                 **real_kwargs) -> None:
+                 feature_extractor=None, **real_kwargs) -> None:
         super().__init__(protocol=protocol, device=device, weights=weights, value_range=value_range,
-                         distributed=distributed, progress=progress)
+                         distributed=distributed, progress=progress, feature_extractor=feature_extractor)
         self.strict, self.reset_real = strict, reset_real
         self._real_fixed = None if real is None else as_stats(
-            real, extractor=self.extractor, protocol=self.protocol, progress=progress,
+            real, feature_extractor=self.extractor, protocol=self.protocol, progress=progress,
             distributed=self.shard.active, **real_kwargs)
         self._real = self._new_stats("updates (real)") if real is None else None
 
@@ -135,13 +135,13 @@ class KID(_InceptionMetric):
                  gamma: float | None = None, coef0: float = 1.0, seed: int = 0, protocol: str = DEFAULT_PROTOCOL,
                  device: torch.device | str | None = None, weights: str | None = None,
                  value_range: Sequence[float] = (-1.0, 1.0), strict: bool = True, distributed: bool | None = None,
-                 progress: bool = False, **real_kwargs) -> None:
+                 progress: bool = False, feature_extractor=None, **real_kwargs) -> None:
         super().__init__(protocol=protocol, device=device, weights=weights, value_range=value_range,
-                         distributed=distributed, progress=progress)
+                         distributed=distributed, progress=progress, feature_extractor=feature_extractor)
         self.kernel = dict(subsets=subsets, subset_size=subset_size, degree=degree, gamma=gamma, coef0=coef0,
                            seed=seed)
         self.strict = strict
-        self._real_fixed = as_stats(real, keep_features=True, extractor=self.extractor, protocol=self.protocol,
+        self._real_fixed = as_stats(real, keep_features=True, feature_extractor=self.extractor, protocol=self.protocol,
                                     progress=progress, distributed=self.shard.active, **real_kwargs)
         if self._real_fixed.features is None:
             raise InputError("KID needs the reference set's features, but these statistics were saved without them; "
@@ -174,7 +174,7 @@ class InceptionScore(_InceptionMetric):
                  value_range: Sequence[float] = (-1.0, 1.0), distributed: bool | None = None) -> None:
         super().__init__(protocol=protocol, device=device, weights=weights, value_range=value_range,
                          distributed=distributed)
-        self.extractor.model.logits_unbiased(torch.zeros(1, FEATURE_DIM, device=self.extractor.device))  # classifier?
+        self.extractor.logits_unbiased(torch.zeros(1, self.extractor.feature_dim, device=self.extractor.device))
         self.splits, self.shuffle, self.shuffle_seed = splits, shuffle, shuffle_seed
         self._logits: list[torch.Tensor] = []
 
@@ -182,8 +182,7 @@ class InceptionScore(_InceptionMetric):
         """Add a batch of generated images."""
         features = self._features(images)
         self._fake.update(features)
-        with torch.inference_mode():
-            self._logits.append(self.extractor.model.logits_unbiased(features).cpu())
+        self._logits.append(self.extractor.logits_unbiased(features).cpu())
 
     def compute(self) -> tuple[float, float]:
         """Inception Score ``(mean, std)`` of everything updated since the last reset (a collective under DDP)."""

@@ -64,6 +64,10 @@ def pil_bicubic_resize(x: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Ten
     return torch.from_numpy(out).to(x.device)
 
 
+def _bilinear(x: torch.Tensor, size: int, antialias: bool = False) -> torch.Tensor:
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)
+
+
 def _tf(x: torch.Tensor) -> torch.Tensor:
     return (tf1_bilinear_resize(x.float()) - 128) / 128
 
@@ -73,16 +77,28 @@ def _clean(x: torch.Tensor) -> torch.Tensor:
 
 
 def _pytorch_fid(x: torch.Tensor) -> torch.Tensor:
-    x = F.interpolate(x.float() / 255, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False)
-    return 2 * x - 1
+    return 2 * _bilinear(x.float() / 255, INCEPTION_SIZE) - 1
 
 
 def _torchmetrics(x: torch.Tensor) -> torch.Tensor:
     """torchmetrics ≥ 1.8's default (``antialias=True``): torch's antialiased bilinear resize of the uint8 values
     as float, then ``(x − 128) / 128``."""
-    x = F.interpolate(x.float(), size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False,
-                      antialias=True)
-    return (x - 128) / 128
+    return (_bilinear(x.float(), INCEPTION_SIZE, antialias=True) - 128) / 128
+
+
+#: each protocol's resize alone, for extractors other than Inception: float ``[N, 3, H, W]`` → ``[N, 3, S, S]``
+RESIZES: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+    "tf": tf1_bilinear_resize,
+    "clean": pil_bicubic_resize,
+    "pytorch-fid": _bilinear,
+    "torchmetrics": lambda x, size: _bilinear(x, size, antialias=True),
+}
+
+
+def resize(images: torch.Tensor, protocol: str, size: int) -> torch.Tensor:
+    """uint8 ``[N, 3, H, W]`` → float32 ``[N, 3, size, size]`` in [0, 255] units, resized as ``protocol`` resizes
+    (the input of an extractor that declares its size; Inception's own path is :func:`preprocess`)."""
+    return RESIZES[check_protocol(protocol)](images.float(), size)
 
 
 PROTOCOLS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {

@@ -331,25 +331,41 @@ def load_stats(path: str | os.PathLike) -> FeatureStats:
         raise StatsError(f"{path}: {exc}") from exc
 
 
-def _describe(stats: FeatureStats) -> str:
-    return str(stats.meta.get("source") or "statistics")
+def _describe(meta: dict) -> str:
+    return str(meta.get("source") or "statistics")
+
+
+#: what statistics must share to be compared, and the error a difference raises
+COMPARED_META = (("feature", StatsError), ("protocol", ProtocolError), ("weights_sha256", StatsError))
+
+
+def meta_differences(a: dict, b: dict) -> list[tuple[str, object, object]]:
+    """``(key, a's value, b's value)`` for each of :data:`COMPARED_META` that both sides know and that differ."""
+    return [(key, a.get(key), b.get(key)) for key, _ in COMPARED_META
+            if a.get(key) is not None and b.get(key) is not None and a.get(key) != b.get(key)]
+
+
+def check_meta_compatible(a: dict, b: dict, *, strict: bool = True) -> None:
+    """Refuse statistics (given by their ``meta``) computed differently: a different ``feature`` extractor
+    (StatsError), ``protocol`` (ProtocolError) or ``weights_sha256`` (StatsError), where both sides know theirs, is an
+    error, or with ``strict=False`` a warning."""
+    errors = dict(COMPARED_META)
+    for key, value_a, value_b in meta_differences(a, b):
+        message = (f"statistics computed with different {key}: {value_a!r} ({_describe(a)}) and {value_b!r} "
+                   f"({_describe(b)})")
+        if key == "feature":
+            message += (f"; numbers from different feature extractors are not comparable: compute both sides with "
+                        f"the same {spelled('feature_extractor=', '--feature-extractor')}")
+        if strict:
+            raise errors[key](f"{message}; pass {spelled('strict=False', '--no-strict')} to compare anyway")
+        warnings.warn(f"{message}; comparing anyway ({spelled('strict=False', '--no-strict')})", UserWarning,
+                      stacklevel=3)
 
 
 def check_compatible(a: FeatureStats, b: FeatureStats, *, strict: bool = True) -> None:
-    """Refuse to compare statistics computed differently.
-
-    Different dimensions: always StatsError.  Different ``protocol`` (ProtocolError), ``weights_sha256``
-    or ``feature`` (StatsError) when both sides know theirs: an error, or with ``strict=False`` a warning.
-    """
+    """Refuse to compare statistics computed differently (:func:`check_meta_compatible`); different dimensions are
+    always a StatsError."""
+    check_meta_compatible(a.meta, b.meta, strict=strict)
     if a.dim != b.dim:
-        raise StatsError(f"cannot compare statistics of dimension {a.dim} ({_describe(a)}) and {b.dim} ({_describe(b)})")
-    for key, error in (("protocol", ProtocolError), ("weights_sha256", StatsError), ("feature", StatsError)):
-        value_a, value_b = a.meta.get(key), b.meta.get(key)
-        if value_a is None or value_b is None or value_a == value_b:
-            continue
-        message = (f"statistics computed with different {key}: {value_a!r} ({_describe(a)}) and {value_b!r} "
-                   f"({_describe(b)})")
-        if strict:
-            raise error(f"{message}; pass {spelled('strict=False', '--no-strict')} to compare anyway")
-        warnings.warn(f"{message}; comparing anyway ({spelled('strict=False', '--no-strict')})", UserWarning,
-                      stacklevel=2)
+        raise StatsError(f"cannot compare statistics of dimension {a.dim} ({_describe(a.meta)}) and {b.dim} "
+                         f"({_describe(b.meta)})")

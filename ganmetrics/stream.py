@@ -17,8 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .distributed import all_sum_int, failing_together, gather_rows
-from .features import FeatureExtractor, check_finite_features
-from .inception import FEATURE_DIM, NUM_CLASSES
+from .features import Extractor, check_finite_features
+from .inception import NUM_CLASSES
 from .metrics.base import FEATURES, KEPT_FEATURES, LOGITS, SetData
 from .sources import ImageSource
 from .stats import FeatureStats
@@ -40,11 +40,11 @@ def progress_bar(total: int | None, *, desc: str, enabled: bool) -> tqdm:
 
 
 def stream_set(images: ImageSource, *, role: str, needs: frozenset[str] | set[str] = frozenset(),
-               extractor: FeatureExtractor | None = None, consumers: dict[str, Any] | None = None,
+               extractor: Extractor | None = None, consumers: dict[str, Any] | None = None,
                label: str | None = None, progress: bool = True, total: int | None = None) -> SetData:
     """One pass over this rank's share of ``images`` (collective under sharding: every rank calls it).
 
-    ``needs``: what the Inception network must give (FEATURES, KEPT_FEATURES, LOGITS; needs ``extractor``);
+    ``needs``: what the feature extractor must give (FEATURES, KEPT_FEATURES, LOGITS; needs ``extractor``);
     ``consumers``: name → accumulator with ``update(batch, indices)`` (``indices``: the images' positions in the
     whole set), ``full`` (takes no more images) and ``merged(shard)``.  Without network work the pass stops once
     every consumer is full.  ``label`` / ``total`` name and size the progress bar (rank 0's share is shown).
@@ -55,7 +55,7 @@ def stream_set(images: ImageSource, *, role: str, needs: frozenset[str] | set[st
     if network:
         if extractor is None:
             raise ValueError("stream_set: the network's outputs are needed but no extractor was given")
-        stats = FeatureStats(FEATURE_DIM, keep_features=KEPT_FEATURES in needs,
+        stats = FeatureStats(extractor.feature_dim, keep_features=KEPT_FEATURES in needs,
                              meta=extractor.stats_meta(images.description))
         logits = [] if LOGITS in needs else None
     done = 0
@@ -72,8 +72,7 @@ def stream_set(images: ImageSource, *, role: str, needs: frozenset[str] | set[st
                     features = check_finite_features(extractor(batch), images, done)
                     stats.update(features)
                     if logits is not None:
-                        with torch.inference_mode():
-                            logits.append(extractor.model.logits_unbiased(features).cpu())
+                        logits.append(extractor.logits_unbiased(features).cpu())
                 if consumers:
                     indices = shard.global_index(np.arange(done, done + len(batch)))
                     for consumer in consumers.values():

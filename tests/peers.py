@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -132,3 +134,17 @@ def write_pngs(folder, images: np.ndarray):
     for i, image in enumerate(images):
         Image.fromarray(image).save(folder / f"{i:05d}.png")
     return folder
+
+
+DINOV2_HUB = Path(__file__).resolve().parent / "dinov2_hub"
+_HUB_LOAD = torch.hub.load  # the real one, also when a test has replaced torch.hub.load
+
+
+def hub_vitl14() -> torch.nn.Module:
+    """DINOv2's ViT-L/14 as ``torch.hub.load("facebookresearch/dinov2", "dinov2_vitl14")`` builds it (DINOv2's own
+    code, ``tests/dinov2_hub``), randomly initialised with seed 0, in eval mode."""
+    os.environ["XFORMERS_DISABLED"] = "1"  # as torch-fidelity sets it
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="xFormers is not available")  # on the first import
+        return _HUB_LOAD(str(DINOV2_HUB), "dinov2_vitl14", source="local", pretrained=False).eval()

@@ -7,6 +7,7 @@ import json
 import math
 import re
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -163,6 +164,8 @@ def test_config_is_found_in_the_folder_or_its_pyproject(tmp_path):
     ('metrics = ["fid", "kid"]', "options", "unknown option(s) kid_subset"),
     ('reference = "shapes32"', "reference_images", "builtin:shapes32 needs reference_images"),
     ('[entries.g]', "entries.g.checkpoint", "does not exist"),
+    ("num_samples = 10", "feature_extractor", "'dino' is neither a built-in extractor (inception, dinov2-vit-l-14) "
+                                              "nor module:attribute"),
 ])
 def test_a_broken_config_names_the_file_and_the_key(tmp_path, change, where, says):
     replacement = {
@@ -176,6 +179,7 @@ def test_a_broken_config_names_the_file_and_the_key(tmp_path, change, where, say
         "options": 'metrics = ["fid", "kid"]\noptions = { kid_subset = 3 }',
         "reference_images": 'reference = "builtin:shapes32"',
         "entries.g.checkpoint": '[entries.g]\ncheckpoint = "missing.pt"',
+        "feature_extractor": 'num_samples = 10\nfeature_extractor = "dino"',
     }[where]
     path = _config(tmp_path, BASE.replace(change, replacement, 1))
     with pytest.raises(lb.ConfigError) as caught:
@@ -338,7 +342,8 @@ def test_inception_score_needs_classifier_weights(tmp_path, peer_weights_file, c
     path = _config(tmp_path, TINY_ZOO.replace('metrics = ["fid", "kid", "swd", "ms_ssim", "precision", "recall"]',
                                               'metrics = ["is", "fid"]'))
     assert main(["leaderboard", "--update", "--config", str(path), "--weights", str(peer_weights_file)]) == 2
-    assert "fid_reference shapes32 was computed with Inception weights" in capsys.readouterr().err
+    assert re.search(r"fid_reference shapes32 was computed with weights sha256 [0-9a-f]{64} \(the entries: "
+                     r"[0-9a-f]{64}\); recompute the statistics", capsys.readouterr().err)
     path.write_text(TINY_ZOO.replace('fid_reference = "shapes32"\n', "").replace(
         'metrics = ["fid", "kid", "swd", "ms_ssim", "precision", "recall"]', 'metrics = ["is", "fid"]'))
     assert main(["leaderboard", "--update", "--config", str(path), "--weights", str(peer_weights_file),
@@ -453,3 +458,29 @@ def test_example_project_fails_a_worse_generator_by_name_and_passes_a_better_one
     path.write_text(text.replace("mix = 0.8", "mix = 0.95"))
     assert main(["leaderboard", "--check", "--config", str(path), "--no-progress"]) == 0
     assert "notice: tinygan FID: stored" in capsys.readouterr().err
+
+
+def test_a_board_scores_with_its_own_feature_extractor(tmp_path, capsys):
+    """``feature_extractor = "module:attribute"`` imports from the config's folder; the results record the
+    extractor's name, and a changed extractor moves the numbers, which the check reports."""
+    from ganmetrics.data.builtin import render_dataset
+
+    (tmp_path / "colorfeat.py").write_text(
+        "class ColorMeans:\n    name = 'color-means'\n    scale = 1.0\n\n"
+        "    def __call__(self, batch):\n        return batch.float().mean(dim=(2, 3)) * self.scale\n\n"
+        "extractor = ColorMeans()\n")
+    np.savez(tmp_path / "real.npz", render_dataset("shapes32", 40, seed=5)[0])
+    np.savez(tmp_path / "samples.npz", render_dataset("shapes32", 40, seed=6)[0])
+    path = tmp_path / "ganmetrics-leaderboard.toml"
+    path.write_text('metrics = ["fid", "precision"]\nnum_samples = 40\nreference = "real.npz"\n'
+                    'feature_extractor = "colorfeat:extractor"\n[entries.drawn]\nsamples = "samples.npz"\n')
+    assert main(["leaderboard", "--config", str(path), "--update", "--no-progress", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)["tiers"]["default"]["entries"]["drawn"]
+    assert record["provenance"]["feature"] == "color-means" and record["provenance"]["weights_sha256"] is None
+    assert record["settings"]["feature_extractor"] == "colorfeat:extractor" and record["scores"]["fid"] > 0
+    assert main(["leaderboard", "--config", str(path), "--check", "--no-progress"]) == 0
+    capsys.readouterr()
+    (tmp_path / "colorfeat.py").write_text((tmp_path / "colorfeat.py").read_text().replace("1.0", "1.5"))
+    sys.modules.pop("colorfeat", None)
+    assert main(["leaderboard", "--config", str(path), "--check", "--no-progress"]) == 1
+    assert "drawn" in capsys.readouterr().out

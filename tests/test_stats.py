@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -327,7 +328,9 @@ def test_check_compatible_accepts_same_and_unknown():
                                         ("feature", StatsError)])
 def test_check_compatible_refuses_differences(key, error):
     a, b = _with_meta(**{key: "one", "source": "A"}), _with_meta(**{key: "two", "source": "B"})
-    with pytest.raises(error, match=rf"different {key}: 'one' \(A\) and 'two' \(B\); pass strict=False"):
+    advice = ("; numbers from different feature extractors are not comparable: compute both sides with the same "
+              "feature_extractor=" if key == "feature" else "")
+    with pytest.raises(error, match=re.escape(f"different {key}: 'one' (A) and 'two' (B){advice}; pass strict=False")):
         check_compatible(a, b)
     with pytest.warns(UserWarning, match=f"different {key}"):
         check_compatible(a, b, strict=False)

@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise InputError(f"ganmetrics.integrations.torchmetrics needs torchmetrics (pip install torchmetrics): {exc}") \
         from None
 
-from ..features import FeatureExtractor
+from ..features import INCEPTION, Extractor, resolve_extractor
 from ..frechet import frechet_distance
 from ..inception import FEATURE_DIM
 from ..metric_objects import batch_features
@@ -40,6 +40,7 @@ from ..metrics.inception_score import TORCH_FIDELITY_SHUFFLE_SEED, inception_sco
 from ..metrics.kid import kid_from_features
 from ..metrics.manifold import manifold_scores
 from ..preprocess import DEFAULT_PROTOCOL, check_protocol
+from ..stats import check_meta_compatible
 
 
 class _Inception(torchmetrics.Metric):
@@ -48,29 +49,45 @@ class _Inception(torchmetrics.Metric):
     is_differentiable, higher_is_better, full_state_update = False, None, False
 
     def __init__(self, *, protocol: str = DEFAULT_PROTOCOL, weights: str | None = None,
-                 value_range: Sequence[float] = (-1.0, 1.0), **kwargs: Any) -> None:
+                 value_range: Sequence[float] = (-1.0, 1.0), feature_extractor: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.protocol, self.weights, self.value_range = check_protocol(protocol), weights, tuple(value_range)
-        self._extractor: FeatureExtractor | None = None
+        self.feature_extractor = feature_extractor
+        self._extractor: Extractor | None = None
 
-    def extractor(self) -> FeatureExtractor:
-        if self._extractor is None or self._extractor.device != self.device:
-            self._extractor = FeatureExtractor(protocol=self.protocol, device=self.device, weights=self.weights,
-                                               progress=False)
+    def extractor(self) -> Extractor:
+        """The feature extractor (``feature_extractor=``, as :func:`ganmetrics.evaluate` takes it) on the metric's
+        device; a built-in one is loaded again when the metric moves."""
+        if self._extractor is None or (self._extractor.device != self.device and self._movable()):
+            self._extractor = resolve_extractor(self.feature_extractor, protocol=self.protocol, device=self.device,
+                                                weights=self.weights, progress=False)
         return self._extractor
 
+    def _movable(self) -> bool:
+        return self.feature_extractor is None or isinstance(self.feature_extractor, str)
+
+    def feature_dim(self) -> int:
+        """The features' dimension (2048 for Inception without loading it)."""
+        return FEATURE_DIM if self.feature_extractor in (None, INCEPTION) else self.extractor().feature_dim
+
     def features(self, images) -> torch.Tensor:
-        """Pool3 features ``[N, 2048]`` (float32) of a batch of images."""
+        """Features ``[N, d]`` (float32) of a batch of images (Inception pool3 by default)."""
         return batch_features(self.extractor(), images, self.value_range, what=f"{type(self).__name__}.update() "
                               "batch", warn=False)
 
-    def reference_features(self, real) -> torch.Tensor | None:
-        """The pool3 features of ``real`` images given up front (None: fed with ``update(..., real=True)``)."""
-        if real is None:
-            return None
+    def reference_stats(self, real, keep_features: bool = False):
+        """Statistics of ``real`` given up front (images through the extractor, or statistics of the same one)."""
         from ..api import as_stats
 
-        stats = as_stats(real, keep_features=True, extractor=self.extractor())
+        stats = as_stats(real, keep_features=keep_features, feature_extractor=self.extractor())
+        check_meta_compatible(stats.meta, self.extractor().stats_meta(f"{type(self).__name__} updates"))
+        return stats
+
+    def reference_features(self, real) -> torch.Tensor | None:
+        """The features of ``real`` given up front (None: fed with ``update(..., real=True)``)."""
+        if real is None:
+            return None
+        stats = self.reference_stats(real, keep_features=True)
         if stats.features is None:
             raise InputError(f"{type(self).__name__}: real= statistics without features; give images, or "
                              "statistics saved with keep_features=True")
@@ -85,16 +102,14 @@ class FID(_Inception):
 
     def __init__(self, real=None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        dim = self.feature_dim()
         for side in ("fake", "real"):
-            self.add_state(f"{side}_sum", torch.zeros(FEATURE_DIM, dtype=torch.float64), dist_reduce_fx="sum")
-            self.add_state(f"{side}_outer", torch.zeros(FEATURE_DIM, FEATURE_DIM, dtype=torch.float64),
-                           dist_reduce_fx="sum")
+            self.add_state(f"{side}_sum", torch.zeros(dim, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state(f"{side}_outer", torch.zeros(dim, dim, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state(f"{side}_n", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self._reference = None
         if real is not None:
-            from ..api import as_stats
-
-            stats = as_stats(real, extractor=self.extractor())
+            stats = self.reference_stats(real)
             self._reference = (stats.mu, stats.sigma)
 
     def update(self, images, real: bool = False) -> None:
@@ -185,8 +200,7 @@ class InceptionScore(_Inception):
 
     def update(self, images) -> None:
         features = self.features(images)
-        with torch.inference_mode():
-            self.logits.append(self.extractor().model.logits_unbiased(features).clone())
+        self.logits.append(self.extractor().logits_unbiased(features).clone())
 
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not len(self.logits):

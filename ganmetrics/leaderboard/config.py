@@ -73,6 +73,9 @@ class Settings:
     num_samples: int = 1000  #: generated images per entry (latents and labels from ``seed``)
     seed: int = 0  #: latents, labels, KID subsets, SWD patches and directions
     protocol: str = "tf"
+    #: the features of FID, KID, precision ...: a built-in extractor ("dinov2-vit-l-14") or "module:attribute";
+    #: default Inception
+    feature_extractor: str | None = None
     batch_size: int = 50
     device: str | None = None  #: default: cuda if available
     truncation: float | None = None  #: ψ, passed to a generator as ``truncation=``
@@ -268,9 +271,15 @@ class _Parser:
                 values[name] = self.integer(raw, name, prefix, minimum=1)
         if "seed" in raw:
             values["seed"] = self.integer(raw, "seed", prefix, minimum=0)
-        for name in ("protocol", "device"):
+        for name in ("protocol", "device", "feature_extractor"):
             if name in raw:
                 values[name] = self.string(raw, name, prefix)
+        if "feature_extractor" in values:
+            from ..features import BUILTIN
+
+            if values["feature_extractor"] not in BUILTIN and ":" not in values["feature_extractor"]:
+                raise self.fail(prefix + "feature_extractor", f"{values['feature_extractor']!r} is neither a built-in "
+                                f"extractor ({', '.join(BUILTIN)}) nor module:attribute")
         if "protocol" in values:
             from ..preprocess import PROTOCOLS
 

@@ -4,8 +4,6 @@ the SHA-256 of the artefact scored (checkpoint, TorchScript file, sample files) 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import GanmetricsError, InputError
+from ..imports import import_attribute
 from ..weights import sha256_file
 from .config import Entry
 
@@ -31,23 +30,6 @@ class _Truncated(nn.Module):
         return self.G(z, *labels, truncation=self.psi)
 
 
-def import_callable(target: str, folder: Path) -> Any:
-    """``"pkg.module:attr"`` → the attribute, imported with the config's ``folder`` first on ``sys.path`` while
-    importing (so a project's own modules are found as in its tests)."""
-    module_name, attr = target.split(":")
-    sys.path.insert(0, str(folder))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InputError(f"cannot import {module_name!r} ({exc}); install the package or put it beside the config") \
-            from None
-    finally:
-        sys.path.remove(str(folder))  # the caller's sys.path as it was
-    if not hasattr(module, attr):
-        raise InputError(f"module {module_name} ({getattr(module, '__file__', '?')}) has no {attr!r}")
-    return getattr(module, attr)
-
-
 def load_generator(entry: Entry, folder: Path, device: torch.device) -> Any:
     """The entry's generator (an ``nn.Module`` or callable), on ``device``, with its truncation applied."""
     where = f"entry {entry.name}"
@@ -62,7 +44,7 @@ def load_generator(entry: Entry, folder: Path, device: torch.device) -> Any:
         except Exception as exc:  # noqa: BLE001 - any failure of the archive is the file's
             raise InputError(f"{where}: {entry.target} is not a TorchScript module ({exc})") from None
     else:
-        factory = import_callable(entry.target, folder)
+        factory = import_attribute(entry.target, folder)
         kwargs = dict(entry.kwargs)
         if entry.checkpoint is not None:
             kwargs["checkpoint"] = entry.checkpoint
@@ -106,4 +88,4 @@ def tree_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["artefact_sha256", "import_callable", "load_generator", "tree_sha256"]
+__all__ = ["artefact_sha256", "load_generator", "tree_sha256"]

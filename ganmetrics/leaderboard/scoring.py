@@ -30,12 +30,12 @@ import torch
 from ..atomic import atomic_write
 from ..devices import resolve_device
 from ..errors import InputError
-from ..features import FeatureExtractor
+from ..features import INCEPTION, Extractor, resolve_extractor
 from ..inputs import is_statistics, load_statistics
 from ..metrics.base import FEATURES, IMAGES, Context, SetData, registry, split_options
 from ..provenance import run_environment
 from ..sources import ImageSource, open_source
-from ..stats import FeatureStats
+from ..stats import FeatureStats, meta_differences
 from ..stream import stream_set
 from ..weights import sha256_file
 from .config import BUILTIN_PREFIX, Config, Entry, Settings
@@ -134,18 +134,20 @@ class Scorer:
                  stored_images: dict[str, np.ndarray] | None = None, max_drift: float = MAX_DRIFT_FRACTION):
         self.config, self.weights, self.progress = config, weights, progress
         self.stored_images, self.max_drift = stored_images, max_drift
-        self.extractors: dict[tuple, FeatureExtractor] = {}
+        self.extractors: dict[tuple, Extractor] = {}
         self.references: dict[str, Reference] = {}
         self.rendered: dict[str, np.ndarray] = {}  #: built-in references rendered now
         self.statistics: dict[str, FeatureStats] = {}  #: statistics files and bundled names, read once
         self.run = Run()
 
-    def extractor(self, s: Settings) -> FeatureExtractor:
+    def extractor(self, s: Settings) -> Extractor:
         device = resolve_device(s.device)
-        key = (s.protocol, str(device))
+        key = (s.feature_extractor, s.protocol, str(device))
         if key not in self.extractors:
-            self.extractors[key] = FeatureExtractor(protocol=s.protocol, device=device, weights=self.weights,
-                                                    progress=self.progress)
+            weights = self.weights if s.feature_extractor in (None, INCEPTION) else None
+            self.extractors[key] = resolve_extractor(s.feature_extractor, protocol=s.protocol, device=device,
+                                                     weights=weights, progress=self.progress,
+                                                     folder=self.config.folder)
         extractor = self.extractors[key]
         self.run.weights_sha256 = extractor.weights_sha256
         return extractor
@@ -160,7 +162,7 @@ class Scorer:
             try:
                 device = resolve_device(s.device)
                 extractor = self.extractor(s)
-                ctx = Context(seed=s.seed, device=device, has_classifier=extractor.model.has_classifier)
+                ctx = Context(seed=s.seed, device=device, has_classifier=extractor.has_classifier)
                 options = split_options(s.metrics, s.options)
                 if entry.kind == "samples":
                     made = open_source(entry.target, num_samples=s.num_samples, batch_size=s.batch_size,
@@ -186,7 +188,7 @@ class Scorer:
             plans.append((entry, made, reference))
         return plans
 
-    def reference_side(self, s: Settings, extractor: FeatureExtractor) -> ImageSource | FeatureStats | None:
+    def reference_side(self, s: Settings, extractor: Extractor) -> ImageSource | FeatureStats | None:
         """The reference opened (images) or loaded (statistics); a built-in set rendered now."""
         if s.reference is None:
             return None
@@ -203,15 +205,18 @@ class Scorer:
         return open_source(s.reference, num_samples=s.reference_images, batch_size=s.batch_size,
                            device=resolve_device(s.device), num_workers=0)
 
-    def checked_stats(self, source: str, extractor: FeatureExtractor, key: str) -> FeatureStats:
-        """The statistics at ``source`` (read once per scorer), after checking they were made with these weights."""
+    def checked_stats(self, source: str, extractor: Extractor, key: str) -> FeatureStats:
+        """The statistics at ``source`` (read once per scorer), after checking they were made with this extractor,
+        protocol and weights."""
         if source not in self.statistics:
             self.statistics[source] = load_statistics(source)
         stats = self.statistics[source]
-        if stats.meta.get("weights_sha256") != extractor.weights_sha256:
-            raise InputError(f"{key} {source} was computed with Inception weights sha256 "
-                             f"{stats.meta.get('weights_sha256')}, these weights are {extractor.weights_sha256}; "
-                             "use the statistics' weights (--weights) or recompute the statistics")
+        differences = meta_differences(stats.meta, extractor.stats_meta(""))
+        if differences:
+            raise InputError(f"{key} {source} was computed with " + ", ".join(
+                f"{name.replace('_sha256', ' sha256')} {theirs} (the entries: {ours})" for name, theirs, ours in
+                differences) + "; recompute the statistics as the entries are scored, or use the statistics' "
+                "weights (--weights)")
         return stats
 
     # -- the passes
@@ -222,7 +227,7 @@ class Scorer:
             return self.references[key]
         began, known, extractor = time.perf_counter(), registry(), self.extractor(s)
         device = resolve_device(s.device)
-        ctx = Context(seed=s.seed, device=device, has_classifier=extractor.model.has_classifier)
+        ctx = Context(seed=s.seed, device=device, has_classifier=extractor.has_classifier)
         side = self.reference_side(s, extractor)
         label = portable(s.reference, self.config.folder)
         if isinstance(side, FeatureStats):
@@ -253,7 +258,7 @@ class Scorer:
         return self.references[key]
 
     def stream(self, images: ImageSource, role: str, plan: list[tuple[str, str]], s: Settings,
-               extractor: FeatureExtractor, ctx: Context, *, label: str, gen: SetData | None = None) -> SetData:
+               extractor: Extractor, ctx: Context, *, label: str, gen: SetData | None = None) -> SetData:
         """One pass over ``images`` for ``plan`` (metric, as which role); the images' SHA-256 on the side."""
         known, options = registry(), split_options(tuple(dict.fromkeys(m for m, _ in plan)), s.options)
         needs = frozenset().union(*(known[m].set_needs(r) for m, r in plan))
@@ -292,7 +297,7 @@ class Scorer:
         s, known = entry.settings, registry()
         reference = self.reference(s) if s.reference is not None else None  # its pass is timed on its own
         began, device, extractor = time.perf_counter(), resolve_device(s.device), self.extractor(s)
-        ctx = Context(seed=s.seed, device=device, has_classifier=extractor.model.has_classifier)
+        ctx = Context(seed=s.seed, device=device, has_classifier=extractor.has_classifier)
         if entry.kind == "samples" or not s.store_samples:
             images = made if entry.kind == "samples" else open_source(
                 made, num_samples=s.num_samples, batch_size=s.batch_size, seed=s.seed, device=device, num_workers=0,
@@ -325,7 +330,7 @@ class Scorer:
             "scores": scores,
             "tolerances": {**{m: known[m].tolerance_for(options[m], sizes) for m in s.metrics}, **s.tolerances},
             "reference": reference.record if reference else None,
-            "provenance": {"protocol": s.protocol, "weights_sha256": extractor.weights_sha256,
+            "provenance": {"protocol": s.protocol, "feature": extractor.name, "weights_sha256": extractor.weights_sha256,
                            "num_samples": gen.num_images, "seed": s.seed, **scored(device, began)},
         }
 

@@ -1,0 +1,1 @@
+"""Feature extractors other than the default Inception network (:mod:`ganmetrics.features`)."""
