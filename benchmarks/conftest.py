@@ -38,6 +38,17 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def synchronized(method, device: str):
+    """``method`` followed by :func:`synchronize`: what a benchmark times."""
+
+    def run(*args):
+        out = method(*args)
+        synchronize(device)
+        return out
+
+    return run
+
+
 def environment_line(device: str) -> str:
     """torch version and the device's name (GPU model, CUDA and driver-facing versions)."""
     parts = [f"torch {torch.__version__}"]

@@ -36,10 +36,11 @@ ganmetrics side by side with the peers, each suite in one pytest run on the same
 same group (> 1: ganmetrics is faster). Regenerate with:
 
 ```bash
-python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json --ignore=benchmarks/test_bench_manifold.py --ignore=benchmarks/test_bench_uncertainty.py
+python -m pytest benchmarks/ --benchmark-only --benchmark-json=benchmarks/results-cpu.json --ignore=benchmarks/test_bench_manifold.py --ignore=benchmarks/test_bench_uncertainty.py --ignore=benchmarks/test_bench_dinov2.py
 python -m pytest benchmarks/test_bench_manifold.py --benchmark-only --benchmark-json=benchmarks/results-manifold.json
 python -m pytest benchmarks/test_bench_uncertainty.py --benchmark-only --benchmark-json=benchmarks/results-uncertainty.json
-python -m benchmarks.report benchmarks/results-cpu.json benchmarks/results-train.json benchmarks/results-manifold.json benchmarks/results-uncertainty.json -o benchmarks/README.md
+python -m pytest benchmarks/test_bench_dinov2.py --benchmark-only --benchmark-json=benchmarks/results-extractors.json
+python -m benchmarks.report benchmarks/results-cpu.json benchmarks/results-train.json benchmarks/results-manifold.json benchmarks/results-uncertainty.json benchmarks/results-extractors.json -o benchmarks/README.md
 ```
 
 In the groups without a peer (FD∞ and the bootstrap) the ratio is to the group's first row, one plain FID of the

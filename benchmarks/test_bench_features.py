@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from benchmarks._runner import peer_state_dict
-from benchmarks.conftest import synchronize
+from benchmarks.conftest import synchronized
 from ganmetrics.data.synthetic import render_images
 from ganmetrics.features import FeatureExtractor
 from ganmetrics.weights import find_offline_package_file
@@ -107,15 +107,10 @@ def test_inception_features_64px(benchmark, record_ratio, images, ours, peer_wei
                                  name):
     method, reference = METHODS[name](ours, peer_weights, monkeypatch)
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        features = method(x)
-        synchronize(bench_device)
-        return features
-
     benchmark.group = GROUP
     batch = BATCH[bench_device]
-    features = benchmark.pedantic(run, args=(images,), rounds=ROUNDS[bench_device], iterations=1,
-                                  warmup_rounds=2 if bench_device == "cuda" else 1)
+    features = benchmark.pedantic(synchronized(method, bench_device), args=(images,), rounds=ROUNDS[bench_device],
+                                  iterations=1, warmup_rounds=2 if bench_device == "cuda" else 1)
     assert features.shape == (batch, 2048)
     expected = features if reference is method else reference(images)
     max_abs = float((features.float() - expected.float()).abs().max())
