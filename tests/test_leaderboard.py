@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import ganmetrics as gm
 from ganmetrics import leaderboard as lb
 from ganmetrics.cli import main
 from ganmetrics.leaderboard import report as out
@@ -166,6 +167,7 @@ def test_config_is_found_in_the_folder_or_its_pyproject(tmp_path):
     ('[entries.g]', "entries.g.checkpoint", "does not exist"),
     ("num_samples = 10", "feature_extractor", "'dino' is neither a built-in extractor (inception, dinov2-vit-l-14) "
                                               "nor module:attribute"),
+    ("num_samples = 10", "bootstrap", "must be 0 (none) or >= 2 replicates, got 1"),
 ])
 def test_a_broken_config_names_the_file_and_the_key(tmp_path, change, where, says):
     replacement = {
@@ -180,6 +182,7 @@ def test_a_broken_config_names_the_file_and_the_key(tmp_path, change, where, say
         "reference_images": 'reference = "builtin:shapes32"',
         "entries.g.checkpoint": '[entries.g]\ncheckpoint = "missing.pt"',
         "feature_extractor": 'num_samples = 10\nfeature_extractor = "dino"',
+        "bootstrap": "num_samples = 10\nbootstrap = 1",
     }[where]
     path = _config(tmp_path, BASE.replace(change, replacement, 1))
     with pytest.raises(lb.ConfigError) as caught:
@@ -460,9 +463,11 @@ def test_example_project_fails_a_worse_generator_by_name_and_passes_a_better_one
     assert "notice: tinygan FID: stored" in capsys.readouterr().err
 
 
-def test_a_board_scores_with_its_own_feature_extractor(tmp_path, capsys):
+def test_a_board_scores_with_its_own_feature_extractor_and_a_bootstrap(tmp_path, capsys):
     """``feature_extractor = "module:attribute"`` imports from the config's folder; the results record the
-    extractor's name, and a changed extractor moves the numbers, which the check reports."""
+    extractor's name, and a changed extractor moves the numbers, which the check reports.  ``bootstrap = B`` stores
+    each feature metric's interval, equal to ``gm.evaluate``'s bootstrap of the same images, and the tables show
+    it."""
     from ganmetrics.data.builtin import render_dataset
 
     (tmp_path / "colorfeat.py").write_text(
@@ -472,14 +477,30 @@ def test_a_board_scores_with_its_own_feature_extractor(tmp_path, capsys):
     np.savez(tmp_path / "real.npz", render_dataset("shapes32", 40, seed=5)[0])
     np.savez(tmp_path / "samples.npz", render_dataset("shapes32", 40, seed=6)[0])
     path = tmp_path / "ganmetrics-leaderboard.toml"
-    path.write_text('metrics = ["fid", "precision"]\nnum_samples = 40\nreference = "real.npz"\n'
-                    'feature_extractor = "colorfeat:extractor"\n[entries.drawn]\nsamples = "samples.npz"\n')
+    path.write_text('metrics = ["fid", "precision", "ms_ssim"]\nnum_samples = 40\nreference = "real.npz"\n'
+                    'feature_extractor = "colorfeat:extractor"\nbootstrap = 20\nci = 0.9\n'
+                    'options = { ms_ssim_num_pairs = 4 }\n[entries.drawn]\nsamples = "samples.npz"\n')
     assert main(["leaderboard", "--config", str(path), "--update", "--no-progress", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)["tiers"]["default"]["entries"]["drawn"]
     assert record["provenance"]["feature"] == "color-means" and record["provenance"]["weights_sha256"] is None
     assert record["settings"]["feature_extractor"] == "colorfeat:extractor" and record["scores"]["fid"] > 0
+    sys.path.insert(0, str(tmp_path))
+    try:
+        expected = gm.evaluate(str(tmp_path / "samples.npz"), str(tmp_path / "real.npz"), ("fid", "precision"),
+                               feature_extractor="colorfeat:extractor", bootstrap=20, ci=0.9, batch_size=50,
+                               progress=False)["bootstrap"]
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert record["bootstrap"] == {"fid": expected["fid"], "precision": expected["precision"],
+                                   "resampled": {"fid": ["gen", "real"], "precision": ["gen", "real"]}}
     assert main(["leaderboard", "--config", str(path), "--check", "--no-progress"]) == 0
     capsys.readouterr()
+    assert main(["leaderboard", "--config", str(path)]) == 0  # the stored table
+    fid = record["bootstrap"]["fid"]
+    assert f"{record['scores']['fid']:.4g} [{fid['low']:.4g}, {fid['high']:.4g}]" in capsys.readouterr().out
+    page = out.markdown_page(read_config(path), json.loads((tmp_path / "ganmetrics-leaderboard-results.json")
+                                                          .read_text()))
+    assert "the 90% percentile interval of a bootstrap of 20 replicates" in page
     (tmp_path / "colorfeat.py").write_text((tmp_path / "colorfeat.py").read_text().replace("1.0", "1.5"))
     sys.modules.pop("colorfeat", None)
     assert main(["leaderboard", "--config", str(path), "--check", "--no-progress"]) == 1

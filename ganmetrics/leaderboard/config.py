@@ -83,6 +83,8 @@ class Settings:
     reference_images: int | None = None  #: the first N images of the reference (required for "builtin:")
     fid_reference: str | None = None  #: statistics for the metrics of pool3 statistics alone (FID) instead
     store_samples: bool = True  #: store the generated uint8 samples beside the results (the check scores them)
+    bootstrap: int = 0  #: B >= 2: each feature metric's bootstrap mean, std and ``ci`` interval over B replicates
+    ci: float = 0.95  #: the bootstrap's percentile interval
     options: dict = field(default_factory=dict)  #: the metrics' options, evaluate()'s keywords (kid_subset_size ...)
     tolerances: dict = field(default_factory=dict)  #: metric → largest |change| that is not a regression
     gates: dict = field(default_factory=dict)  #: metric → {"max_increase": Gate, "max_decrease": Gate}
@@ -291,6 +293,15 @@ class _Parser:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise self.fail(prefix + "truncation", f"must be a number (ψ), got {value!r}")
             values["truncation"] = float(value)
+        if "bootstrap" in raw:
+            values["bootstrap"] = self.integer(raw, "bootstrap", prefix, minimum=0)
+            if values["bootstrap"] == 1:
+                raise self.fail(prefix + "bootstrap", "must be 0 (none) or >= 2 replicates, got 1")
+        if "ci" in raw:
+            value = raw["ci"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise self.fail(prefix + "ci", f"must be a fraction between 0 and 1 (e.g. 0.95), got {value!r}")
+            values["ci"] = float(value)
         if "store_samples" in raw:
             if not isinstance(raw["store_samples"], bool):
                 raise self.fail(prefix + "store_samples", f"must be true or false, got {raw['store_samples']!r}")

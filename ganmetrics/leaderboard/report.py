@@ -16,14 +16,16 @@ from .results import FAILED, IMPROVED, PASSED, WITHIN_GATE
 STATUS_MARK = {PASSED: "✅ same", IMPROVED: "⬆️ better", WITHIN_GATE: "⚠️ within gate", FAILED: "❌ failed"}
 
 
-def cell(metric: str, value) -> str:
-    """A number as a table shows it: 4 significant digits, ``± std`` for a mean over subsets."""
+def cell(metric: str, value, bootstrap: dict | None = None) -> str:
+    """A number as a table shows it: 4 significant digits, ``± std`` for a mean over subsets, and the bootstrap's
+    interval ``[low, high]`` when the entry was scored with one."""
     if value is None:
         return "–"
     known = registry()[metric]
     head = known.headline(value)
     std = value.get("std") if isinstance(value, dict) else None
-    return f"{head:.4g}" + (f" ± {std:.2g}" if std is not None else "")
+    interval = f" [{bootstrap['low']:.4g}, {bootstrap['high']:.4g}]" if bootstrap else ""
+    return f"{head:.4g}" + (f" ± {std:.2g}" if std is not None else "") + interval
 
 
 def metrics_of(tier: dict) -> list[str]:
@@ -44,7 +46,7 @@ def table_rows(tier: dict) -> list[list[str]]:
     rows = []
     for name, entry in tier["entries"].items():
         p = entry["provenance"]
-        rows.append([name, *(cell(m, entry["scores"].get(m)) for m in metrics),
+        rows.append([name, *(cell(m, entry["scores"].get(m), entry.get("bootstrap", {}).get(m)) for m in metrics),
                      f"{p['seconds']:.0f} s ({p['threads']} thr.)"])
     return rows
 
@@ -168,6 +170,11 @@ def markdown_page(config: Config, results: dict, chart: str | None = "leaderboar
                 markdown_table(header(metrics_of(tier)), table_rows(tier)), ""]
         yard = {m: v for e in tier["entries"].values() for m, v in ((e.get("reference") or {})
                                                                      .get("yardsticks") or {}).items()}
+        booted = [e["settings"] for e in tier["entries"].values() if e.get("bootstrap")]
+        if booted:
+            out += [f"In brackets: the {booted[0]['ci']:.0%} percentile interval of a bootstrap of "
+                    f"{booted[0]['bootstrap']} replicates, each resampling the generated features (and the "
+                    "reference's, where kept) with replacement; the check judges the number itself.", ""]
         if yard:
             out += ["The reference images' own values (yardsticks): " + ", ".join(
                 f"{known[m].label or known[m].title} {cell(m, v)}" for m, v in yard.items()) + ".", ""]

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
+from ..bootstrap import bootstrap_metrics, bootstrappable
 from ..devices import resolve_device
 from ..errors import InputError
 from ..features import INCEPTION, Extractor, resolve_extractor
 from ..inputs import is_statistics, load_statistics
-from ..metrics.base import FEATURES, IMAGES, Context, SetData, registry, split_options
+from ..metrics.base import FEATURES, IMAGES, KEPT_FEATURES, Context, SetData, registry, split_options
 from ..provenance import run_environment
 from ..sources import ImageSource, open_source
 from ..stats import FeatureStats, meta_differences
@@ -262,6 +263,8 @@ class Scorer:
         """One pass over ``images`` for ``plan`` (metric, as which role); the images' SHA-256 on the side."""
         known, options = registry(), split_options(tuple(dict.fromkeys(m for m, _ in plan)), s.options)
         needs = frozenset().union(*(known[m].set_needs(r) for m, r in plan))
+        if s.bootstrap and any(bootstrappable(m) for m, _ in plan):
+            needs |= {KEPT_FEATURES}  # the bootstrap resamples them
         consumers = {m: known[m].accumulator(r, options[m], ctx, gen=gen)
                      for m, r in plan if IMAGES in known[m].set_needs(r)}
         consumers["_digest"] = _Digest()
@@ -277,9 +280,28 @@ class Scorer:
         out = {}
         for name in metrics:
             metric = known[name]
-            other = (fid if fid is not None and metric.needs <= {FEATURES} else reference) if metric.sides == 2 else None
+            other = _against(metric, reference, fid) if metric.sides == 2 else None
             out[name] = jsonable(metric.compute(gen, other, options[name], ctx))
         return out
+
+    def bootstrap(self, s: Settings, gen: SetData, reference: SetData | None, fid: SetData | None,
+                  ctx: Context) -> dict:
+        """Each metric of features: the mean, std and ``ci`` interval over ``s.bootstrap`` replicates that resample
+        the generated features and the reference's when kept (statistics-only metrics against ``fid`` when given,
+        as :meth:`compute` scores them); ``"resampled"``: metric → the sides drawn."""
+        known = registry()
+        names = tuple(m for m in s.metrics if bootstrappable(m))
+        options, out, sides = split_options(names, s.options), {}, {}
+        groups: dict[int, tuple[SetData | None, list[str]]] = {}  # the metrics scored against one set
+        for name in names:
+            against = _against(known[name], reference, fid)
+            groups.setdefault(id(against), (against, []))[1].append(name)
+        for against, group in groups.values():
+            drawn = bootstrap_metrics(tuple(group), gen, against, options, ctx, replicates=s.bootstrap,
+                                      confidence=s.ci)
+            sides.update(dict.fromkeys(group, drawn.pop("resampled")))
+            out.update(jsonable(drawn))
+        return {**out, "resampled": sides} if out else {}
 
     def close(self) -> None:
         """Release what the reference passes hold (spilled SWD descriptors ...)."""
@@ -315,8 +337,10 @@ class Scorer:
                           gen=None)
         digest = gen.accumulators.pop("_digest").hash.hexdigest()
         ref_data = reference.data if reference else None
+        fid = reference.fid if reference else None
         try:
-            scores = self.compute(s.metrics, gen, ref_data, reference.fid if reference else None, s, ctx)
+            scores = self.compute(s.metrics, gen, ref_data, fid, s, ctx)
+            uncertainty = self.bootstrap(s, gen, ref_data, fid, ctx) if s.bootstrap else None
         finally:
             _close(gen)
         sizes = (gen.num_images, ref_data.num_images if ref_data else 0)
@@ -332,7 +356,14 @@ class Scorer:
             "reference": reference.record if reference else None,
             "provenance": {"protocol": s.protocol, "feature": extractor.name, "weights_sha256": extractor.weights_sha256,
                            "num_samples": gen.num_images, "seed": s.seed, **scored(device, began)},
+            **({"bootstrap": uncertainty} if uncertainty else {}),
         }
+
+
+def _against(metric, reference: SetData | None, fid: SetData | None) -> SetData | None:
+    """What a two-set metric compares the entry with: the ``fid_reference`` statistics for a metric of statistics
+    alone (FID) when given, else the reference set."""
+    return fid if fid is not None and metric.needs <= {FEATURES} else reference
 
 
 def _close(data: SetData) -> None:
