@@ -20,7 +20,7 @@ from ganmetrics import leaderboard as lb
 from ganmetrics.cli import main
 from ganmetrics.leaderboard import report as out
 from ganmetrics.leaderboard import scoring
-from ganmetrics.leaderboard.config import Gate, read_config
+from ganmetrics.leaderboard.config import Gate, Settings, read_config
 from ganmetrics.leaderboard.results import FAILED, IMPROVED, PASSED, WITHIN_GATE, judge, record_tier, stale
 from ganmetrics.weights import sha256_file
 from ganmetrics.zoo.checkpoints import read_manifest
@@ -80,14 +80,19 @@ def test_drift_allows_float32_rounding_only():
 
 
 def test_stale_names_changed_settings_and_artefacts_but_not_the_device_or_the_limits():
-    record = {"settings": {"num_samples": 10, "device": "cpu", "gates": {}, "tolerances": {}},
-              "source": {"kind": "generator", "sha256": "a" * 64}}
-    assert stale("g", record, record | {"settings": {"num_samples": 10, "device": "cuda", "tolerances": {"fid": 1},
-                                                     "gates": {"fid": {"max_increase": "2%"}}}}) == []
-    moved = stale("g", record, {"settings": {"num_samples": 20, "device": "cpu"},
-                                "source": {"kind": "generator", "sha256": "b" * 64}})
+    def record(sha: str = "a", **settings) -> dict:
+        return {"settings": Settings(**settings).stored(), "source": {"kind": "generator", "sha256": sha * 64}}
+
+    stored = record(num_samples=10, device="cpu")
+    assert stale("g", stored, record(num_samples=10, device="cuda", tolerances={"fid": 1},
+                                     gates={"fid": {"max_increase": Gate(0.02, True)}})) == []
+    moved = stale("g", stored, record("b", num_samples=20, device="cpu"))
     assert moved[0].startswith("g: its settings changed since it was scored (num_samples 10 → 20)")
     assert moved[1].startswith("g: its generator artefact changed since it was scored (sha256 aaaaaaaaaaaa… → bbbb")
+    # a results file written before a setting existed: the entry was scored with that setting's default
+    older = {**stored, "settings": {k: v for k, v in stored["settings"].items() if k not in ("bootstrap", "ci")}}
+    assert stale("g", older, stored) == []
+    assert "bootstrap 0 → 100" in stale("g", older, record(num_samples=10, device="cpu", bootstrap=100))[0]
 
 
 def test_a_partial_update_keeps_the_other_entries_in_config_order():

@@ -130,7 +130,8 @@ def stale(name: str, stored: dict, now: dict) -> list[str]:
     """Why an entry's stored record no longer describes what is scored now: its settings (but :data:`JUDGING`), its
     artefact (SHA-256).  Each is a failure: the results must be rescored with ``--update``."""
     problems = []
-    old, new = stored["settings"], now["settings"]
+    # a setting added to ganmetrics after the entry was scored was, then, its default
+    old, new = {**Settings().stored(), **stored["settings"]}, now["settings"]
     changed = [f"{key} {old.get(key)!r} → {new.get(key)!r}" for key in sorted(old.keys() | new.keys())
                if old.get(key) != new.get(key) and key not in JUDGING]
     if changed:
