@@ -482,7 +482,7 @@ def test_a_board_scores_with_its_own_feature_extractor_and_a_bootstrap(tmp_path,
     np.savez(tmp_path / "real.npz", render_dataset("shapes32", 40, seed=5)[0])
     np.savez(tmp_path / "samples.npz", render_dataset("shapes32", 40, seed=6)[0])
     path = tmp_path / "ganmetrics-leaderboard.toml"
-    path.write_text('metrics = ["fid", "precision", "ms_ssim"]\nnum_samples = 40\nreference = "real.npz"\n'
+    path.write_text('metrics = ["fid", "fid_inf", "precision", "ms_ssim"]\nnum_samples = 40\nreference = "real.npz"\n'
                     'feature_extractor = "colorfeat:extractor"\nbootstrap = 20\nci = 0.9\n'
                     'options = { ms_ssim_num_pairs = 4 }\n[entries.drawn]\nsamples = "samples.npz"\n')
     assert main(["leaderboard", "--config", str(path), "--update", "--no-progress", "--json"]) == 0
@@ -491,13 +491,14 @@ def test_a_board_scores_with_its_own_feature_extractor_and_a_bootstrap(tmp_path,
     assert record["settings"]["feature_extractor"] == "colorfeat:extractor" and record["scores"]["fid"] > 0
     sys.path.insert(0, str(tmp_path))
     try:
-        expected = gm.evaluate(str(tmp_path / "samples.npz"), str(tmp_path / "real.npz"), ("fid", "precision"),
-                               feature_extractor="colorfeat:extractor", bootstrap=20, ci=0.9, batch_size=50,
-                               progress=False)["bootstrap"]
+        expected = gm.evaluate(str(tmp_path / "samples.npz"), str(tmp_path / "real.npz"),
+                               ("fid", "fid_inf", "precision"), feature_extractor="colorfeat:extractor", bootstrap=20,
+                               ci=0.9, batch_size=50, progress=False)["bootstrap"]
     finally:
         sys.path.remove(str(tmp_path))
-    assert record["bootstrap"] == {"fid": expected["fid"], "precision": expected["precision"],
-                                   "resampled": {"fid": ["gen", "real"], "precision": ["gen", "real"]}}
+    assert record["bootstrap"] == {**{m: expected[m] for m in ("fid", "fid_inf", "precision")},
+                                   "resampled": dict.fromkeys(("fid", "fid_inf", "precision"), ["gen", "real"])}
+    assert record["scores"]["fid_inf"]["fid_inf"] < record["scores"]["fid"]  # FD∞ removes FID's upward bias
     assert main(["leaderboard", "--config", str(path), "--check", "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["leaderboard", "--config", str(path)]) == 0  # the stored table
