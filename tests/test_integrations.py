@@ -64,3 +64,20 @@ def test_inception_score_with_classifier_weights(sets, peer_weights_file):
     mean, std = metric.compute()
     expected = gm.inception_score(fake, splits=2, weights=str(peer_weights_file), progress=False)
     assert (float(mean), float(std)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_users_feature_extractor(sets):
+    """``feature_extractor=`` as gm.fid takes it: the states have its dimension, the value equals gm.fid's, and
+    reference statistics of another extractor are refused."""
+    fake, real = sets
+
+    def color_means(batch: torch.Tensor) -> torch.Tensor:
+        return batch.float().mean(dim=(2, 3))
+
+    expected = gm.fid(fake, real, feature_extractor=color_means, progress=False)
+    fid = tm.FID(feature_extractor=color_means)
+    fid.update(fake)
+    fid.update(real, real=True)
+    assert fid.fake_sum.shape == (3,) and float(fid.compute()) == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(gm.StatsError, match="different feature: 'inception-2015-12-05/pool3'"):
+        tm.FID(real="shapes32", feature_extractor=color_means)  # the bundled statistics are Inception's
