@@ -228,40 +228,43 @@ MANIFOLD_IMPLS = {"ganmetrics": manifold_ganmetrics, "ganmetrics-prc": manifold_
                   "prdc": manifold_prdc}
 
 
-def _feature_sets(real, fake):
-    """The k-NN benchmark's vectors as two sets of statistics with their features kept (float64 accumulation)."""
+def _feature_sets(real, fake, device: str):
+    """The k-NN benchmark's vectors as two sets of statistics with their features kept (float64 accumulation on
+    ``device``)."""
     from ganmetrics.metrics.base import SetData
     from ganmetrics.stats import FeatureStats
 
     sets = []
     for role, x in (("gen", fake), ("real", real)):
         stats = FeatureStats(FEATURE_DIM, keep_features=True)
-        stats.update(x)
+        stats.update(x.to(device))
         sets.append(SetData(role=role, description=role, num_images=len(x), stats=stats))
     return sets
 
 
-def uncertainty_fid(real, fake, replicates: int) -> dict:
+def uncertainty_fid(real, fake, replicates: int, device: str) -> dict:
     from ganmetrics.metrics.fid import fid_from_stats
 
-    gen, ref = _feature_sets(real, fake)
+    gen, ref = _feature_sets(real, fake, device)
     return {"value": fid_from_stats(gen.stats, ref.stats)}
 
 
-def uncertainty_fid_inf(real, fake, replicates: int) -> dict:
+def uncertainty_fid_inf(real, fake, replicates: int, device: str) -> dict:
     from ganmetrics.metrics.fid_infinity import fid_infinity
 
-    gen, ref = _feature_sets(real, fake)
+    gen, ref = _feature_sets(real, fake, device)
     return {"value": fid_infinity(gen.stats, ref.stats)["fid_inf"]}
 
 
-def uncertainty_bootstrap(real, fake, replicates: int) -> dict:
+def uncertainty_bootstrap(real, fake, replicates: int, device: str) -> dict:
+    import torch
+
     from ganmetrics.bootstrap import bootstrap_metrics
     from ganmetrics.metrics.base import Context, split_options
 
-    gen, ref = _feature_sets(real, fake)
-    result = bootstrap_metrics(("fid",), gen, ref, split_options(("fid",), {}), Context(seed=0),
-                               replicates=replicates)
+    gen, ref = _feature_sets(real, fake, device)
+    result = bootstrap_metrics(("fid",), gen, ref, split_options(("fid",), {}),
+                               Context(seed=0, device=torch.device(device)), replicates=replicates)
     return {"value": result["fid"]["mean"], "std": result["fid"]["std"]}
 
 
@@ -337,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     uncertainty.add_argument("--n", type=int, default=10_000)
     uncertainty.add_argument("--replicates", type=int, default=100)
     uncertainty.add_argument("--seed", type=int, default=0)
+    uncertainty.add_argument("--device", default="cpu", help="where the float64 moments are accumulated")
     train = tasks.add_parser("train")
     train.add_argument("model")
     train.add_argument("--iterations", type=int, default=4)
@@ -359,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         real, fake = manifold_features(args.n, args.seed)
         result["baseline_rss_mb"] = current_rss_mb()
         started = time.perf_counter()
-        result.update(UNCERTAINTY_IMPLS[args.impl](real, fake, args.replicates))
+        result.update(UNCERTAINTY_IMPLS[args.impl](real, fake, args.replicates, args.device))
         result["compute_seconds"] = time.perf_counter() - started
     elif args.task == "manifold":
         real, fake = manifold_features(args.n, args.seed)

@@ -19,6 +19,7 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
+import torch
 
 from .errors import InputError, spelled
 from .metrics.base import FEATURES, HIGHER, KEPT_FEATURES, LOWER, Context, SetData, registry
@@ -41,14 +42,14 @@ def draws(n: int, replicates: int, seed: int, stream: str) -> Iterator[np.ndarra
         yield rng.integers(0, n, n)
 
 
-def resampled(data: SetData, rows: np.ndarray | None) -> SetData:
-    """``data`` with its kept features replaced by ``features[rows]`` (and statistics of those); unchanged when
-    ``rows`` is None."""
+def resampled(data: SetData, rows: np.ndarray | None, device: torch.device | str = "cpu") -> SetData:
+    """``data`` with its kept features replaced by ``features[rows]`` (and statistics of those, accumulated in
+    float64 on ``device``); unchanged when ``rows`` is None."""
     if rows is None:
         return data
-    features = np.asarray(data.stats.features)[np.sort(rows)]
+    features = torch.from_numpy(np.asarray(data.stats.features)[np.sort(rows)])
     stats = FeatureStats(data.stats.dim, keep_features=True, meta=data.stats.meta)
-    stats.update(features)
+    stats.update(features.to(device))
     return SetData(role=data.role, description=data.description, num_images=len(rows), stats=stats)
 
 
@@ -94,7 +95,8 @@ def bootstrap_metrics(metrics: tuple[str, ...], gen: SetData, real: SetData | No
     values: dict[str, list[float]] = {name: [] for name in metrics}
     with progress_bar(replicates, desc="bootstrap", enabled=progress) as bar:
         for _ in range(replicates):
-            g, r = resampled(gen, next(rows_gen)), resampled(real, next(rows_real)) if real is not None else None
+            g = resampled(gen, next(rows_gen), ctx.device)
+            r = resampled(real, next(rows_real), ctx.device) if real is not None else None
             for name, value in _values(metrics, g, r, options, ctx).items():
                 values[name].append(value)
             bar.update(1)
@@ -115,9 +117,9 @@ def compare_sets(metric: str, a: SetData, b: SetData, real: SetData, options: An
     deltas = []
     with progress_bar(replicates, desc="paired bootstrap", enabled=progress) as bar:
         for _ in range(replicates):
-            r = resampled(real, next(rows_real))
-            deltas.append(_values((metric,), resampled(a, next(rows_a)), r, opts, ctx)[metric]
-                          - _values((metric,), resampled(b, next(rows_b)), r, opts, ctx)[metric])
+            r = resampled(real, next(rows_real), ctx.device)
+            deltas.append(_values((metric,), resampled(a, next(rows_a), ctx.device), r, opts, ctx)[metric]
+                          - _values((metric,), resampled(b, next(rows_b), ctx.device), r, opts, ctx)[metric])
             bar.update(1)
     d = np.asarray(deltas)
     p = float(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
