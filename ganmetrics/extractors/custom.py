@@ -69,16 +69,20 @@ class CustomExtractor(Extractor):
             raise InputError(f"{what} {self.name}: input_size must be a positive int, got {self.input_size!r}")
         self.device = self._device(network, device)
         self.weights_sha256 = state_dict_sha256(network) if isinstance(network, nn.Module) else None
-        channel = lambda values, default: torch.tensor(  # noqa: E731
-            default if values is None else values, dtype=torch.float32, device=self.device).reshape(-1, 1, 1)
-        self.mean = channel(mean if mean is not None else getattr(network, "mean", None), [0.0])
-        self.std = channel(std if std is not None else getattr(network, "std", None), [1.0])
+        self.mean = self._per_channel(mean if mean is not None else getattr(network, "mean", None), 0.0)
+        self.std = self._per_channel(std if std is not None else getattr(network, "std", None), 1.0)
         self._call = UntouchedCall(network, 0, self.device)
-        dim = feature_dim if feature_dim is not None else getattr(network, "feature_dim", None)
-        if dim is None:  # one probe before any image is read: the dimension, and a clear error for a bad callable
+        self.feature_dim: int | None = (feature_dim if feature_dim is not None
+                                        else getattr(network, "feature_dim", None))
+        if self.feature_dim is None:  # one probe before any image is read: the dimension, and a clear error
             size = self.input_size or PROBE_SIZE
-            dim = self(torch.full((2, 3, size, size), 128, dtype=torch.uint8)).shape[1]
-        self.feature_dim = int(dim)
+            self.feature_dim = self(torch.full((2, 3, size, size), 128, dtype=torch.uint8)).shape[1]
+        self.feature_dim = int(self.feature_dim)
+
+    def _per_channel(self, values: Sequence[float] | None, default: float) -> torch.Tensor:
+        """``[C, 1, 1]`` float32 on the device (a single value broadcasts over the channels)."""
+        return torch.tensor([default] if values is None else values, dtype=torch.float32,
+                            device=self.device).reshape(-1, 1, 1)
 
     def _device(self, network: Any, device: torch.device | str | None) -> torch.device:
         params = [p.device for p in network.parameters()] if isinstance(network, nn.Module) else []
@@ -99,7 +103,7 @@ class CustomExtractor(Extractor):
         if out.ndim != 2 or out.shape[0] != len(images) or not out.is_floating_point():
             raise InputError(f"the feature extractor {self.name} returned {tuple(out.shape)} {out.dtype} for "
                              f"{len(images)} images; it must return [N, d] floating-point features")
-        if getattr(self, "feature_dim", out.shape[1]) != out.shape[1]:
+        if self.feature_dim is not None and self.feature_dim != out.shape[1]:
             raise InputError(f"the feature extractor {self.name} returned {out.shape[1]} features per image, "
                              f"earlier {self.feature_dim}")
         return out.float()
