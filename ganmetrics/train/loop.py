@@ -43,7 +43,7 @@ from ..zoo.config import ModelConfig, config_from_dict
 from ..zoo.registry import build, default_config, get_spec
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_training_checkpoint, save_training_checkpoint
-from .config import TrainConfig
+from .config import RESUMABLE_SETTINGS, TrainConfig
 from .data import TrainingSet, batch_indices, load_training_set, to_model_range
 from .ema import ema_beta, make_ema, update_ema
 from .losses import drift_penalty, get_loss, gradient_penalty, r1_penalty
@@ -70,11 +70,6 @@ _NO_FORWARD_BUFFER_SYNC = ({"forward_sync_buffers": False}
 def _seed_for(seed: int, rank: int, stream: int) -> int:
     """Independent seeds per (run seed, rank, stream) for torch generators."""
     return (seed * 1_000_003 + rank * 7919 + stream * 104_729) % (2**63 - 1)
-
-
-#: Settings that a resumed run may change with ``--set`` (a schedule: the networks and the state stay valid);
-#: each change is recorded with its step in the checkpoint and the shipped model's manifest.
-RESUMABLE_SETTINGS = ("g_lr", "d_lr", "ema_half_life_kimg", "r1_gamma")
 
 
 def _check_overrides(model: str, overrides: dict) -> None:

@@ -7,7 +7,7 @@ import json
 
 from ..data.builtin import DEFAULT_DATASET
 from ..errors import InputError
-from .config import TrainConfig
+from .config import RESUMABLE_SETTINGS, TrainConfig
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +36,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-resume", action="store_true", help="start afresh even if DIR/checkpoint.pt exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     parser.add_argument("--set", default="{}", metavar="JSON",
-                        help='model config overrides, e.g. \'{"width": 32}\'; on resume only g_lr, d_lr, '
-                             'ema_half_life_kimg and r1_gamma may change (recorded with the step)')
+                        help=f"model config overrides, e.g. '{{\"width\": 32}}'; on resume only "
+                             f"{', '.join(RESUMABLE_SETTINGS)} may change (recorded with the step)")
 
 
 def _overrides(text: str) -> dict:
