@@ -9,9 +9,10 @@ from pathlib import Path
 from ..data.builtin import DEFAULT_DATASET
 from ..errors import InputError
 
-#: Settings that a resumed run may change with ``--set`` (a schedule or a regulariser: the networks and the state
-#: stay valid); each change is recorded with its step in the checkpoint and the shipped model's manifest.
-RESUMABLE_SETTINGS = ("g_lr", "d_lr", "ema_half_life_kimg", "r1_gamma", "mixing_prob")
+#: Settings that a resumed run may change with ``--set`` (a schedule, a regulariser, the minibatch-stddev group: none
+#: shapes a parameter, so the networks and the state stay valid); each change is recorded with its step in the
+#: checkpoint and the shipped model's manifest.
+RESUMABLE_SETTINGS = ("g_lr", "d_lr", "ema_half_life_kimg", "r1_gamma", "mixing_prob", "mbstd_group_size")
 
 
 @dataclass
