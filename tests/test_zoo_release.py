@@ -87,13 +87,14 @@ def test_the_checkpoints_table_names_settings_changed_from_the_defaults():
 
 
 def test_a_released_model_joins_the_zoo_leaderboard_config_in_zoo_order(tmp_path):
-    from ganmetrics.leaderboard import read_config
+    from ganmetrics.leaderboard import read_config, zoo_config_path
     from ganmetrics.zoo.release import add_zoo_entry
 
+    # the shipped config's settings with two entries of its own, whatever has shipped since
+    settings = zoo_config_path().read_text().split("\n[entries.")[0]
     config = tmp_path / "leaderboard.toml"
-    from ganmetrics.leaderboard import zoo_config_path
-
-    config.write_text(zoo_config_path().read_text())
-    assert add_zoo_entry(config, "stylegan2") and add_zoo_entry(config, "wgan_gp")
+    config.write_text(settings + '\n[entries.dcgan]\nzoo = "dcgan"\n\n[entries.sagan]\nzoo = "sagan"\n')
+    assert add_zoo_entry(config, "stylegan2") and add_zoo_entry(config, "wgan_gp") and add_zoo_entry(config, "biggan")
     assert not add_zoo_entry(config, "dcgan")  # there already
-    assert [e.name for e in read_config(config).tier("ci").entries] == ["dcgan", "wgan_gp", "sagan", "stylegan2"]
+    assert [e.name for e in read_config(config).tier("ci").entries] == ["dcgan", "wgan_gp", "sagan", "biggan",
+                                                                        "stylegan2"]

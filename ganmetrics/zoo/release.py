@@ -167,7 +167,9 @@ def checkpoints_table(entries: dict[str, dict]) -> str:
     lines = ["# Shipped zoo checkpoints", "",
              "Written by `python -m ganmetrics.zoo.release` from `ganmetrics/zoo/checkpoints/manifest.json`. "
              "FID: protocol `tf`, 2,000 samples (seed 0) against the bundled `shapes32` statistics; "
-             "\"images seen\" counts the real images shown to D.", "",
+             "\"images seen\" counts the real images shown to D; \"wall time\" is the training loop's elapsed time over "
+             "all its resumed runs, with its periodic FID checks and any time the run was paused (an upper bound on "
+             "what the steps cost).", "",
              "| model | steps | images seen | wall time | machine | settings changed from the defaults | FID at init "
              "| FID trained | trained < init / 2 |",
              "|---|---|---|---|---|---|---|---|---|"]
