@@ -6,13 +6,14 @@
 #
 # The run folder is $RUNS/zoo/MODEL; when it has no checkpoint.pt but this folder holds the model's saved
 # state (.zoo-runs/MODEL/checkpoint.pt, see save.sh), that state is copied there first, so the run goes on
-# from the step it had reached on an earlier machine. THREADS (default 1) sets the threads; CODE (default:
+# from the step it had reached on an earlier machine. Its checkpoint.pt is rewritten every CKPT_EVERY steps
+# (default 100: what a session's end loses). THREADS (default 1) sets the threads; CODE (default:
 # this checkout) is the code that trains, best a separate `git worktree` so edits here do not reach a
 # running training.
 set -u
 MODEL=$1; MAX=$2; CHUNK=$3; shift 3
 HERE=$(cd "$(dirname "$0")" && pwd)
-RUNS=${RUNS:-$HOME/zoo-runs}; CODE=${CODE:-$(dirname "$HERE")}; THREADS=${THREADS:-1}
+RUNS=${RUNS:-$HOME/zoo-runs}; CODE=${CODE:-$(dirname "$HERE")}; THREADS=${THREADS:-1}; CKPT_EVERY=${CKPT_EVERY:-100}
 OUT=$RUNS/zoo/$MODEL
 mkdir -p "$OUT"
 if [ ! -e "$OUT/checkpoint.pt" ] && [ -e "$HERE/$MODEL/checkpoint.pt" ]; then
@@ -26,6 +27,6 @@ while :; do
   N=$(( (S / CHUNK + 1) * CHUNK ))
   echo "$(date -u +%FT%T) $MODEL $S -> $N"
   OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS nice -n 19 python -m ganmetrics.train "$MODEL" --out "$OUT" \
-    --steps "$N" --fid-every 0 --fid-samples 500 --checkpoint-every "$CHUNK" --log-every 100 --no-progress "$@" || exit 1
+    --steps "$N" --fid-every 0 --fid-samples 500 --checkpoint-every "$CKPT_EVERY" --log-every 100 --no-progress "$@" || exit 1
   cp "$OUT/checkpoint.pt" "$OUT/snap-$N.pt.tmp" && mv "$OUT/snap-$N.pt.tmp" "$OUT/snap-$N.pt"
 done
