@@ -67,13 +67,13 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, model):
 
 
 def test_a_resumed_run_takes_schedule_changes_and_refuses_network_changes(tmp_path):
-    """On resume ``--set`` may change the learning rates, the EMA half-life, R1's γ, style mixing and the
-    minibatch-stddev group (recorded with their step, and Adam continues its moments at the new rate); a setting
+    """On resume ``--set`` may change the learning rates, the EMA half-life, R1's γ, style mixing, the
+    minibatch-stddev group and the D steps per G step (recorded with their step, and Adam continues its moments at the new rate); a setting
     that shapes the networks is refused by name."""
     train(config("stylegan2", tmp_path / "run", steps=2))
     before = load_training_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
     lowered = {**CASES["stylegan2"][1], "g_lr": 0.001, "d_lr": 0.0005, "mixing_prob": 0.0,
-               "mbstd_group_size": 2}
+               "mbstd_group_size": 2, "d_steps": 2}
     world = distributed.setup("cpu")
     try:
         trainer = Trainer(dataclasses.replace(config("stylegan2", tmp_path / "run", steps=4),
@@ -90,10 +90,11 @@ def test_a_resumed_run_takes_schedule_changes_and_refuses_network_changes(tmp_pa
     after = load_training_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
     assert (after["model_config"]["g_lr"], after["model_config"]["d_lr"]) == (0.001, 0.0005)
     assert after["changes"] == [{"step": 2, "settings": {"g_lr": 0.001, "d_lr": 0.0005, "mixing_prob": 0.0,
-                                              "mbstd_group_size": 2},
+                                              "mbstd_group_size": 2, "d_steps": 2},
                                  "previous": {"g_lr": before["model_config"]["g_lr"],
                                               "d_lr": before["model_config"]["d_lr"], "mixing_prob": 0.9,
-                                              "mbstd_group_size": 4}}]
+                                              "mbstd_group_size": 4, "d_steps": 1}}]
+    assert (before["d_step"], after["d_step"]) == (2, 2 + 2 * 2)  # two more iterations of two D steps each
     assert after["opt_G"]["param_groups"][0]["lr"] == 0.001
     shipped = export_generator(tmp_path / "run" / CHECKPOINT_NAME, tmp_path / "stylegan2.pt")
     assert shipped["changes"] == after["changes"] and shipped["config"]["g_lr"] == 0.001  # into the manifest
@@ -101,7 +102,7 @@ def test_a_resumed_run_takes_schedule_changes_and_refuses_network_changes(tmp_pa
     assert load_training_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["changes"] == after["changes"]  # no change
     with pytest.raises(InputError, match=r"--set width 32 \(the run has 48\): .*checkpoint.pt continues a run whose "
                                          r"networks are fixed; on resume only g_lr, d_lr, ema_half_life_kimg, "
-                                         r"r1_gamma, mixing_prob, mbstd_group_size may change"):
+                                         r"r1_gamma, mixing_prob, mbstd_group_size, d_steps may change"):
         train(dataclasses.replace(config("stylegan2", tmp_path / "run", steps=8),
                                   model_overrides={**lowered, "width": 32}))
 

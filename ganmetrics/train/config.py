@@ -9,10 +9,11 @@ from pathlib import Path
 from ..data.builtin import DEFAULT_DATASET
 from ..errors import InputError
 
-#: Settings that a resumed run may change with ``--set`` (a schedule, a regulariser, the minibatch-stddev group: none
-#: shapes a parameter, so the networks and the state stay valid); each change is recorded with its step in the
-#: checkpoint and the shipped model's manifest.
-RESUMABLE_SETTINGS = ("g_lr", "d_lr", "ema_half_life_kimg", "r1_gamma", "mixing_prob", "mbstd_group_size")
+#: Settings that a resumed run may change with ``--set`` (a schedule, a regulariser, the minibatch-stddev group, the
+#: D steps per G step: none shapes a parameter, and the data order follows the count of D steps done, so the
+#: networks and the state stay valid); each change is recorded with its step in the checkpoint and the shipped
+#: model's manifest.
+RESUMABLE_SETTINGS = ("g_lr", "d_lr", "ema_half_life_kimg", "r1_gamma", "mixing_prob", "mbstd_group_size", "d_steps")
 
 
 @dataclass
