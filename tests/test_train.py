@@ -68,8 +68,8 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, model):
 
 def test_a_resumed_run_takes_schedule_changes_and_refuses_network_changes(tmp_path):
     """On resume ``--set`` may change the learning rates, the EMA half-life, R1's γ, style mixing, the
-    minibatch-stddev group and the D steps per G step (recorded with their step, and Adam continues its moments at the new rate); a setting
-    that shapes the networks is refused by name."""
+    minibatch-stddev group and the D steps per G step (recorded with their step, and Adam continues its moments at
+    the new rate); a setting that shapes the networks is refused by name."""
     train(config("stylegan2", tmp_path / "run", steps=2))
     before = load_training_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
     lowered = {**CASES["stylegan2"][1], "g_lr": 0.001, "d_lr": 0.0005, "mixing_prob": 0.0,
