@@ -15,6 +15,9 @@ MODEL=$1; MAX=$2; CHUNK=$3; shift 3
 HERE=$(cd "$(dirname "$0")" && pwd)
 RUNS=${RUNS:-$HOME/zoo-runs}; CODE=${CODE:-$(dirname "$HERE")}; THREADS=${THREADS:-1}; CKPT_EVERY=${CKPT_EVERY:-100}
 OUT=$RUNS/zoo/$MODEL
+# `nice` alone does not yield to other work when the kernel groups processes by session (autogroup: setsid
+# makes one), so lower this session's group too, where the kernel has it
+{ echo 19 > /proc/self/autogroup; } 2>/dev/null || true
 mkdir -p "$OUT"
 if [ ! -e "$OUT/checkpoint.pt" ] && [ -e "$HERE/$MODEL/checkpoint.pt" ]; then
   cp "$HERE/$MODEL"/*.pt "$HERE/$MODEL/log.jsonl" "$OUT/"
